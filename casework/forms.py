@@ -1,0 +1,160 @@
+"""Forms validate and explain input; the services decide. Every message is in plain French."""
+
+import re
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+from dsfr.forms import DsfrBaseForm, DsfrBoundField
+from dsfr.utils import dsfr_input_class_attr
+
+from casework.enums import CaseOutcome, CaseState, SizeBand, ToolboxCategory
+from casework.models import Need, Organisation, PilotSite, Territory
+from casework.validators import normalise_naf, normalise_siret
+
+
+class DsfrModelForm(forms.ModelForm):
+    template_name = "dsfr/form_snippet.html"
+    bound_field_class = DsfrBoundField
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for visible in self.visible_fields():
+            dsfr_input_class_attr(visible)
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%d", **kwargs)
+
+
+class CaseProposeForm(DsfrBaseForm):
+    site = forms.ModelChoiceField(label=_("Pilot site"), queryset=PilotSite.objects.none())
+    referent_organisation = forms.ModelChoiceField(
+        label=_("You act as referent for"), queryset=Organisation.objects.none()
+    )
+    siret = forms.CharField(
+        label=_("SIRET"), max_length=20, help_text=_("14 digits, spaces allowed. Example: 732 829 320 00074")
+    )
+    name = forms.CharField(label=_("Company name"), max_length=200)
+    naf_code = forms.CharField(label=_("NAF (APE) code"), max_length=7, help_text=_("Example: 25.62B or 2562B"))
+    size_band = forms.ChoiceField(label=_("Headcount"), choices=SizeBand.choices)
+    address = forms.CharField(label=_("Address"), max_length=250, required=False)
+    postcode = forms.CharField(label=_("Postcode"), max_length=5, required=False)
+    commune = forms.CharField(label=_("Commune"), max_length=100)
+    territory = forms.ModelChoiceField(
+        label=_("Territory of the company"),
+        queryset=Territory.objects.select_related("department"),
+        help_text=_("A territory of the site's department."),
+    )
+    contact_name = forms.CharField(label=_("Contact in the company"), max_length=150, required=False)
+    contact_email = forms.EmailField(label=_("Contact e-mail"), required=False)
+    contact_phone = forms.CharField(label=_("Contact phone"), max_length=30, required=False)
+    summary = forms.CharField(
+        label=_("Context"),
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("What the company told you about its recruitment difficulties."),
+    )
+    consent = forms.BooleanField(
+        label=_(
+            "The company agrees that the information of its case is shared among the partners of the "
+            "experiment, under their obligation of confidentiality."
+        ),
+        required=False,
+        help_text=_("Required before the animators can enrol the company. You can record it later."),
+    )
+
+    def __init__(self, *args, sites, organisations, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = sites
+        self.fields["referent_organisation"].queryset = organisations
+        if len(organisations) == 1:
+            self.fields["referent_organisation"].initial = organisations[0]
+        if len(sites) == 1:
+            self.fields["site"].initial = sites[0]
+            self.fields["territory"].initial = sites[0].territory_id
+
+    def clean_siret(self):
+        return normalise_siret(self.cleaned_data["siret"])
+
+    def clean_naf_code(self):
+        return normalise_naf(self.cleaned_data["naf_code"])
+
+    def clean_postcode(self):
+        postcode = self.cleaned_data["postcode"].strip()
+        if postcode and not re.fullmatch(r"\d{5}", postcode):
+            raise ValidationError(_("A postcode has 5 digits."))
+        return postcode
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise ValidationError(_("Please give the company's name."))
+        return name
+
+    def clean(self):
+        cleaned = super().clean()
+        site, territory = cleaned.get("site"), cleaned.get("territory")
+        if site and territory and territory.department_id != site.department_id:
+            self.add_error(
+                "territory", _("Choose a territory of %(department)s.") % {"department": site.department.name}
+            )
+        return cleaned
+
+
+class TransitionForm(DsfrBaseForm):
+    expected_state = forms.ChoiceField(choices=CaseState.choices, widget=forms.HiddenInput)
+    reason = forms.CharField(label=_("Reason"), required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
+    outcome = forms.ChoiceField(label=_("Outcome"), required=False, choices=[("", "—"), *CaseOutcome.choices])
+
+
+class NeedForm(DsfrModelForm):
+    class Meta:
+        model = Need
+        fields = ["category", "description", "quantity", "deadline"]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "deadline": DateInput(),
+        }
+        help_texts = {
+            "description": _("For example: recruit 3 welders, train 5 operators, housing for seasonal staff."),
+        }
+
+    def clean_description(self):
+        description = self.cleaned_data["description"].strip()
+        if not description:
+            raise ValidationError(_("Please describe the need."))
+        if len(description) > 5000:
+            raise ValidationError(_("Please keep the description under 5,000 characters."))
+        return description
+
+    def clean_quantity(self):
+        quantity = self.cleaned_data["quantity"]
+        if quantity is not None and not 1 <= quantity <= 10000:
+            raise ValidationError(_("Enter a number between 1 and 10,000."))
+        return quantity
+
+
+class NeedEditForm(NeedForm):
+    class Meta(NeedForm.Meta):
+        fields = [*NeedForm.Meta.fields, "status"]
+
+
+class CaseFilterForm(forms.Form):
+    site = forms.ModelChoiceField(label=_("Site"), queryset=PilotSite.objects.all(), required=False)
+    state = forms.ChoiceField(label=_("State"), choices=[("", _("All states")), *CaseState.choices], required=False)
+    q = forms.CharField(label=_("Company name or SIRET"), required=False, max_length=100)
+
+
+class ToolboxFilterForm(forms.Form):
+    territory = forms.ModelChoiceField(
+        label=_("Territory"), queryset=Territory.objects.select_related("department"), required=False
+    )
+    category = forms.ChoiceField(
+        label=_("Category"), choices=[("", _("All categories")), *ToolboxCategory.choices], required=False
+    )
+

@@ -1,0 +1,189 @@
+"""Who may do what, and who sees what: the single home of the access and transition rules.
+
+Every function here is a pure question about current data (no writes). Views and services ask
+these questions; the FSM transitions of `Case` use them as permissions and conditions. A user's
+roles are read once per request and cached on the user instance.
+"""
+
+from dataclasses import dataclass
+
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+
+@dataclass(frozen=True)
+class Roles:
+    animated_site_ids: frozenset[int]
+    referent_organisation_ids: frozenset[int]
+    organisation_ids: frozenset[int]
+    observed_territory_ids: frozenset[int]
+
+    @property
+    def is_animator(self) -> bool:
+        return bool(self.animated_site_ids)
+
+    @property
+    def is_referent(self) -> bool:
+        return bool(self.referent_organisation_ids)
+
+    @property
+    def is_observer(self) -> bool:
+        return bool(self.observed_territory_ids)
+
+
+NO_ROLES = Roles(frozenset(), frozenset(), frozenset(), frozenset())
+
+
+def user_roles(user) -> Roles:
+    """The user's roles, from two queries the first time per user instance."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return NO_ROLES
+    cached = getattr(user, "_casework_roles", None)
+    if cached is not None:
+        return cached
+    from casework.models import Membership, SiteAnimator, TerritoryObserver
+
+    memberships = list(
+        Membership.objects.filter(user=user, is_active=True, organisation__is_active=True).values_list(
+            "organisation_id", "can_be_referent"
+        )
+    )
+    animated = SiteAnimator.objects.filter(user=user).values_list("site_id", flat=True)
+    observed = TerritoryObserver.objects.filter(user=user).values_list("territory_id", flat=True)
+    roles = Roles(
+        animated_site_ids=frozenset(animated),
+        referent_organisation_ids=frozenset(org for org, can in memberships if can),
+        organisation_ids=frozenset(org for org, _can in memberships),
+        observed_territory_ids=frozenset(observed),
+    )
+    user._casework_roles = roles
+    return roles
+
+
+def forget_roles(user) -> None:
+    if hasattr(user, "_casework_roles"):
+        del user._casework_roles
+
+
+# --- Visibility (confidentiality obligation) ------------------------------------------------------
+
+NOTHING = Q(pk__in=[])
+
+
+def case_visibility_q(user) -> Q:
+    """Cases a user may see: their own as referent, those of the sites they animate, all of them for
+    platform administrators. Nobody sees a case before accepting the current charter; observers
+    see aggregates only, never a case."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return NOTHING
+    if not user.has_accepted_current_charter:
+        return NOTHING
+    if user.is_platform_admin:
+        return Q()
+    roles = user_roles(user)
+    visible = Q(referent_id=user.pk)
+    if roles.animated_site_ids:
+        visible |= Q(site_id__in=roles.animated_site_ids)
+    return visible
+
+
+def company_visibility_q(user) -> Q:
+    """A company is visible when one of its cases is."""
+    from casework.models import Case
+
+    if getattr(user, "is_authenticated", False) and user.is_active and user.is_platform_admin:
+        return Q() if user.has_accepted_current_charter else NOTHING
+    return Q(pk__in=Case.objects.visible_to(user).values("company_id"))
+
+
+# --- Roles on a case -----------------------------------------------------------------------------
+
+
+def is_case_referent(case, user) -> bool:
+    return bool(getattr(user, "is_authenticated", False)) and user.is_active and case.referent_id == user.pk
+
+
+def is_site_animator(site_id: int, user) -> bool:
+    return site_id in user_roles(user).animated_site_ids
+
+
+def can_decide_enrolment(case, user) -> bool:
+    """Only the site's animators enrol or refuse a company."""
+    return is_site_animator(case.site_id, user)
+
+
+def is_referent_or_animator(case, user) -> bool:
+    return is_case_referent(case, user) or is_site_animator(case.site_id, user)
+
+
+def can_edit_needs(case, user) -> bool:
+    return case.is_open and is_referent_or_animator(case, user)
+
+
+def can_record_consent(case, user) -> bool:
+    return case.is_open and is_referent_or_animator(case, user)
+
+
+def can_propose_cases(user) -> bool:
+    return user_roles(user).is_referent
+
+
+def sites_open_to_referent_q(user) -> Q:
+    """Pilot sites where a referent may propose a company: those in a territory or department
+    served by one of their referent organisations (an organisation with no territory listed,
+    such as a regional OPCO, serves every site)."""
+    from casework.models import Organisation
+
+    org_ids = user_roles(user).referent_organisation_ids
+    if not org_ids:
+        return NOTHING
+    if Organisation.objects.filter(pk__in=org_ids, territories__isnull=True).exists():
+        return Q()
+    return Q(territory__organisations__in=org_ids) | Q(department__territories__organisations__in=org_ids)
+
+
+# --- Transition conditions, each with the French reason shown when it fails ---------------------
+
+
+def consent_recorded(case) -> bool:
+    return case.consent_recorded_at is not None
+
+
+consent_recorded.explain = lambda case: _(
+    "The company's consent to share its data among partners has not been recorded yet."
+)
+
+
+def below_site_cap(case) -> bool:
+    from casework.models import Case
+
+    taken = Case.objects.filter(site_id=case.site_id).occupying_places().exclude(pk=case.pk).count()
+    return taken < case.site.enrolment_cap
+
+
+below_site_cap.explain = lambda case: _(
+    "The site %(site)s already follows %(cap)s companies, its maximum. Close or withdraw a case first."
+) % {"site": case.site.name, "cap": case.site.enrolment_cap}
+
+
+def enrolment_allowed(case) -> bool:
+    return consent_recorded(case) and below_site_cap(case)
+
+
+enrolment_allowed.explain = lambda case: " ".join(
+    check.explain(case) for check in (consent_recorded, below_site_cap) if not check(case)
+)
+
+
+def has_needs(case) -> bool:
+    return case.needs.exists()
+
+
+has_needs.explain = lambda case: _("Record at least one need of the company before declaring the diagnosis.")
+
+
+def has_open_needs(case) -> bool:
+    return case.needs.filter(status__in=["open", "in_progress"]).exists()
+
+
+has_open_needs.explain = lambda case: _("The support starts from an open need: record one first.")

@@ -1,0 +1,118 @@
+"""User-scoped reads. Every object shown to a user comes through one of these functions, which
+start from `visible_to(user)`; an object the user may not see raises Http404 exactly like one
+that does not exist."""
+
+import re
+from collections import Counter
+
+from django.db.models import Count, Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from casework import rules
+from casework.enums import OPEN_CASE_STATES, CaseState
+from casework.models import Case, Company, Organisation, PilotSite, ToolboxService, User
+
+
+def case_list(*, user: User, site: PilotSite | None = None, state: str = "", query: str = "") -> QuerySet:
+    cases = Case.objects.visible_to(user).with_list_data()
+    if site is not None:
+        cases = cases.filter(site=site)
+    if state:
+        cases = cases.filter(state=state)
+    query = (query or "").strip()
+    if query:
+        digits = re.sub(r"\s", "", query)
+        match = Q(company__name__icontains=query)
+        if digits.isdigit():
+            match |= Q(company__siret__startswith=digits)
+        cases = cases.filter(match)
+    return cases
+
+
+def case_get(*, user: User, public_id) -> Case:
+    return get_object_or_404(Case.objects.visible_to(user).with_list_data(), public_id=public_id)
+
+
+def case_detail(case: Case) -> dict:
+    """What the case page shows, in a fixed number of queries."""
+    return {
+        "needs": list(case.needs.all()),
+        "interventions": list(case.interventions.select_related("owner", "owner_organisation")),
+        "transitions": list(case.transitions.select_related("actor")),
+        "contacts": list(case.company.contacts.all()),
+    }
+
+
+def company_get(*, user: User, public_id) -> Company:
+    return get_object_or_404(
+        Company.objects.filter(rules.company_visibility_q(user)).select_related("territory__department"),
+        public_id=public_id,
+    )
+
+
+def company_cases(*, user: User, company: Company) -> list[Case]:
+    return list(Case.objects.visible_to(user).filter(company=company).with_list_data())
+
+
+def sites_for_filter(user: User) -> QuerySet:
+    """Sites a user can filter the case list on: those where they can see at least one case."""
+    return PilotSite.objects.filter(pk__in=Case.objects.visible_to(user).values("site_id")).order_by("name")
+
+
+def sites_for_proposal(user: User) -> list[PilotSite]:
+    return list(
+        PilotSite.objects.filter(rules.sites_open_to_referent_q(user))
+        .select_related("department", "territory")
+        .distinct()
+        .order_by("name")
+    )
+
+
+def referent_organisations(user: User) -> list[Organisation]:
+    ids = rules.user_roles(user).referent_organisation_ids
+    return list(Organisation.objects.filter(pk__in=ids).order_by("name"))
+
+
+def toolbox(*, territory=None, category: str = "") -> QuerySet:
+    services = ToolboxService.objects.filter(is_active=True, provider__is_active=True).select_related("provider")
+    if territory is not None:
+        services = services.filter(territories=territory)
+    if category:
+        services = services.filter(category=category)
+    return services.prefetch_related("territories").order_by("category", "name")
+
+
+def state_counts(cases: QuerySet) -> dict[str, int]:
+    counts = Counter(dict(cases.order_by().values_list("state").annotate(n=Count("pk")).values_list("state", "n")))
+    return {state: counts.get(state, 0) for state in CaseState.values}
+
+
+def site_overview(*, site_ids) -> list[dict]:
+    """Per site: number of cases by state and the enrolment places taken (aggregates only)."""
+    sites = list(PilotSite.objects.filter(pk__in=site_ids).order_by("name"))
+    rows = (
+        Case.objects.filter(site_id__in=site_ids)
+        .order_by()
+        .values_list("site_id", "state")
+        .annotate(n=Count("pk"))
+    )
+    per_site: dict[int, Counter] = {site.pk: Counter() for site in sites}
+    for site_id, state, n in rows:
+        per_site[site_id][state] = n
+    overview = []
+    for site in sites:
+        counts = per_site[site.pk]
+        overview.append(
+            {
+                "site": site,
+                "counts": [(state, label, counts.get(state, 0)) for state, label in CaseState.choices],
+                "places_taken": sum(counts.get(s, 0) for s in ("enrolled", "diagnosed", "active", "follow_up")),
+                "open": sum(counts.get(s, 0) for s in OPEN_CASE_STATES),
+            }
+        )
+    return overview
+
+
+def observer_site_ids(user: User) -> list[int]:
+    territory_ids = rules.user_roles(user).observed_territory_ids
+    return list(PilotSite.objects.filter(territory_id__in=territory_ids).values_list("pk", flat=True))

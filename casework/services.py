@@ -1,0 +1,299 @@
+"""Every write of the casework domain: one function per use case, an explicit acting user, one
+transaction each. Views call these and nothing else to change data; side effects that must wait
+for the commit (WebSocket, e-mail) are registered with `transaction.on_commit`.
+"""
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django_fsm import can_proceed, has_transition_perm
+
+from casework import rules
+from casework.enums import OPEN_CASE_STATES, CaseOutcome, CaseState
+from casework.exceptions import BusinessRuleError, NotAllowedError, StaleStateError
+from casework.models import (
+    Case,
+    CaseTransition,
+    CharterAcceptance,
+    Company,
+    CompanyContact,
+    Need,
+    Organisation,
+    PilotSite,
+    User,
+)
+from casework.validators import normalise_naf, normalise_siret
+
+# Transitions a user may ask for through the interface, by method name on Case.
+CASE_TRANSITIONS = ("enrol", "refuse", "diagnose", "activate", "follow_up", "close", "withdraw")
+
+
+@dataclass
+class CompanyData:
+    siret: str
+    name: str
+    naf_code: str
+    size_band: str
+    commune: str
+    territory_id: int
+    address: str = ""
+    postcode: str = ""
+    contact_name: str = ""
+    contact_email: str = ""
+    contact_phone: str = ""
+
+
+def _first_message(error: ValidationError) -> str:
+    return " ".join(error.messages)
+
+
+@transaction.atomic
+def charter_accept(*, actor: User, version: str | None = None) -> None:
+    version = version or settings.CONFIDENTIALITY_CHARTER_VERSION
+    if version != settings.CONFIDENTIALITY_CHARTER_VERSION:
+        raise StaleStateError(_("The charter changed while you were reading it. Please read it again."))
+    CharterAcceptance.objects.get_or_create(user=actor, version=version)
+    User.objects.filter(pk=actor.pk).update(accepted_charter_version=version)
+    actor.accepted_charter_version = version
+
+
+def _open_case_message(case: Case) -> str:
+    return _(
+        "%(company)s is already followed on the site %(site)s. Its referent is %(referent)s "
+        "(%(organisation)s): contact them to work together."
+    ) % {
+        "company": case.company.name,
+        "site": case.site.name,
+        "referent": case.referent.get_full_name() or case.referent.username,
+        "organisation": case.referent_organisation.name,
+    }
+
+
+def _existing_open_case(siret: str, site: PilotSite) -> Case | None:
+    return (
+        Case.objects.filter(company__siret=siret, site=site, state__in=OPEN_CASE_STATES)
+        .select_related("company", "site", "referent", "referent_organisation")
+        .first()
+    )
+
+
+def case_propose(
+    *,
+    actor: User,
+    site: PilotSite,
+    referent_organisation: Organisation,
+    company: CompanyData,
+    consent: bool,
+    summary: str = "",
+) -> Case:
+    """A referent proposes a company for enrolment on a pilot site ("first met" rule: the adviser
+    who first meets the company becomes its referent, unless someone already is)."""
+    roles = rules.user_roles(actor)
+    if referent_organisation.pk not in roles.referent_organisation_ids:
+        raise NotAllowedError(_("You cannot act as referent for %(org)s.") % {"org": referent_organisation})
+    if not PilotSite.objects.filter(rules.sites_open_to_referent_q(actor), pk=site.pk).exists():
+        raise NotAllowedError(_("Your organisations do not cover the site %(site)s.") % {"site": site})
+    try:
+        siret = normalise_siret(company.siret)
+        naf = normalise_naf(company.naf_code)
+    except ValidationError as error:
+        raise BusinessRuleError(_first_message(error)) from None
+
+    try:
+        with transaction.atomic():
+            existing = _existing_open_case(siret, site)
+            if existing:
+                raise BusinessRuleError(_open_case_message(existing))
+            record = Company.objects.filter(siret=siret).first()
+            if record is None:
+                record = Company(
+                    siret=siret,
+                    name=company.name.strip(),
+                    naf_code=naf,
+                    size_band=company.size_band,
+                    address=company.address.strip(),
+                    postcode=company.postcode.strip(),
+                    commune=company.commune.strip(),
+                    territory_id=company.territory_id,
+                    created_by=actor,
+                )
+                if record.territory_id and not site.department.territories.filter(pk=record.territory_id).exists():
+                    raise BusinessRuleError(
+                        _("The company's territory must be in the department of the site %(site)s.")
+                        % {"site": site}
+                    )
+                try:
+                    record.full_clean()
+                except ValidationError as error:
+                    raise BusinessRuleError(_first_message(error)) from None
+                record.save()
+                if company.contact_name.strip():
+                    contact = CompanyContact(
+                        company=record,
+                        full_name=company.contact_name.strip(),
+                        email=company.contact_email.strip(),
+                        phone=company.contact_phone.strip(),
+                    )
+                    try:
+                        contact.full_clean()
+                    except ValidationError as error:
+                        raise BusinessRuleError(_first_message(error)) from None
+                    contact.save()
+            now = timezone.now()
+            case = Case(
+                company=record,
+                site=site,
+                referent=actor,
+                referent_organisation=referent_organisation,
+                summary=summary.strip(),
+                created_by=actor,
+                last_activity_at=now,
+            )
+            if consent:
+                case.consent_recorded_at = now
+                case.consent_recorded_by = actor
+                case.consent_text_version = settings.COMPANY_CONSENT_TEXT_VERSION
+            case.save()
+            CaseTransition.objects.create(
+                case=case, name="propose", source="", target=CaseState.PROPOSED, actor=actor, at=now
+            )
+            return case
+    except IntegrityError:
+        # Another adviser proposed the same company at the same moment: the constraints held.
+        existing = _existing_open_case(siret, site)
+        if existing:
+            raise BusinessRuleError(_open_case_message(existing)) from None
+        raise BusinessRuleError(_("This company was just created by someone else. Please try again.")) from None
+
+
+def _locked_case(case: Case, expected_state: str | None) -> Case:
+    locked = Case.objects.select_for_update().select_related("site", "company").get(pk=case.pk)
+    if expected_state is not None and locked.state != expected_state:
+        raise StaleStateError(
+            _("This case changed in the meantime (it is now “%(state)s”). Reload the page and try again.")
+            % {"state": locked.get_state_display()}
+        )
+    return locked
+
+
+@transaction.atomic
+def case_record_consent(*, actor: User, case: Case) -> Case:
+    case = _locked_case(case, None)
+    if not rules.can_record_consent(case, actor):
+        raise NotAllowedError(_("You cannot record the consent of this company."))
+    if case.has_consent:
+        raise StaleStateError(_("The consent of this company is already recorded."))
+    now = timezone.now()
+    case.consent_recorded_at = now
+    case.consent_recorded_by = actor
+    case.consent_text_version = settings.COMPANY_CONSENT_TEXT_VERSION
+    case.last_activity_at = now
+    case.save(update_fields=["consent_recorded_at", "consent_recorded_by", "consent_text_version", "last_activity_at"])
+    return case
+
+
+def available_transitions(case: Case, user: User) -> list:
+    """Transitions the user may trigger now, as django-fsm Transition objects (label in .custom)."""
+    return list(case.get_available_user_state_transitions(user))
+
+
+@transaction.atomic
+def case_transition(
+    *, actor: User, case: Case, name: str, expected_state: str, reason: str = "", outcome: str = ""
+) -> Case:
+    """Apply one state transition under the row lock, check rights and conditions again on the
+    server, and write the transition log in the same transaction."""
+    if name not in CASE_TRANSITIONS:
+        raise NotAllowedError(_("Unknown action."))
+    if name == "enrol":
+        # Serialise enrolments of one site so that two animators cannot both take the last place.
+        PilotSite.objects.select_for_update().filter(pk=case.site_id).first()
+    case = _locked_case(case, expected_state)
+    method = getattr(case, name)
+    meta = method._django_fsm.get_transition(case.state)
+    if meta is None:
+        raise StaleStateError(
+            _("This action is not possible while the case is “%(state)s”.") % {"state": case.get_state_display()}
+        )
+    if not has_transition_perm(method, actor):
+        raise NotAllowedError(_("You are not allowed to do this on this case."))
+    if not can_proceed(method):
+        failed = [c.explain(case) for c in meta.conditions if not c(case) and hasattr(c, "explain")]
+        raise BusinessRuleError(" ".join(failed) or _("This action is not possible now."))
+    reason = (reason or "").strip()
+    if meta.custom.get("reason") and not reason:
+        raise BusinessRuleError(_("Please give a reason."))
+    if meta.custom.get("outcome"):
+        if outcome not in CaseOutcome.values:
+            raise BusinessRuleError(_("Please choose the outcome of the support."))
+        case.outcome = outcome
+    source = case.state
+    method()
+    now = timezone.now()
+    if meta.custom.get("reason"):
+        case.decision_reason = reason
+    case.last_activity_at = now
+    case.save()
+    CaseTransition.objects.create(
+        case=case, name=name, source=source, target=case.state, actor=actor, at=now, comment=reason
+    )
+    return case
+
+
+def _check_need_values(need: Need) -> None:
+    try:
+        need.full_clean(exclude=["case", "created_by"])
+    except ValidationError as error:
+        raise BusinessRuleError(_first_message(error)) from None
+
+
+@transaction.atomic
+def need_create(
+    *,
+    actor: User,
+    case: Case,
+    category: str,
+    description: str,
+    quantity: int | None = None,
+    deadline: date | None = None,
+) -> Need:
+    case = _locked_case(case, None)
+    if not rules.can_edit_needs(case, actor):
+        raise NotAllowedError(_("You cannot record needs on this case."))
+    need = Need(
+        case=case,
+        category=category,
+        description=(description or "").strip(),
+        quantity=quantity,
+        deadline=deadline,
+        created_by=actor,
+    )
+    _check_need_values(need)
+    need.save()
+    Case.objects.filter(pk=case.pk).update(last_activity_at=timezone.now())
+    return need
+
+
+NEED_EDITABLE_FIELDS = ("category", "description", "quantity", "deadline", "status")
+
+
+@transaction.atomic
+def need_update(*, actor: User, need: Need, **values) -> Need:
+    unknown = set(values) - set(NEED_EDITABLE_FIELDS)
+    if unknown:
+        raise BusinessRuleError(_("Unknown fields: %(fields)s") % {"fields": ", ".join(sorted(unknown))})
+    case = _locked_case(need.case, None)
+    if not rules.can_edit_needs(case, actor):
+        raise NotAllowedError(_("You cannot change the needs of this case."))
+    need = Need.objects.select_for_update().get(pk=need.pk)
+    for field, value in values.items():
+        setattr(need, field, value.strip() if isinstance(value, str) else value)
+    _check_need_values(need)
+    need.save(update_fields=[*values.keys(), "updated_at"])
+    Case.objects.filter(pk=case.pk).update(last_activity_at=timezone.now())
+    return need

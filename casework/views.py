@@ -1,0 +1,252 @@
+"""HTTP views of the casework domain. They stay thin: read through `selectors`, write through
+`services`, and turn domain errors into French messages."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from casework import rules, selectors, services
+from casework.exceptions import BusinessRuleError
+from casework.forms import (
+    CaseFilterForm,
+    CaseProposeForm,
+    NeedEditForm,
+    NeedForm,
+    ToolboxFilterForm,
+    TransitionForm,
+)
+from casework.models import Need
+
+
+def home(request):
+    user = request.user
+    roles = rules.user_roles(user)
+    context = {"roles": roles}
+    if roles.is_referent:
+        mine = selectors.case_list(user=user).filter(referent=user)
+        context["my_cases"] = list(mine.open()[:10])
+        context["my_counts"] = selectors.state_counts(mine)
+    if roles.is_animator:
+        context["animated_sites"] = selectors.site_overview(site_ids=roles.animated_site_ids)
+        context["proposals"] = list(
+            selectors.case_list(user=user, state="proposed").filter(site_id__in=roles.animated_site_ids)[:20]
+        )
+    if roles.is_observer:
+        context["observed_sites"] = selectors.site_overview(site_ids=selectors.observer_site_ids(user))
+    if user.is_platform_admin:
+        context["all_sites"] = selectors.site_overview(site_ids=selectors.PilotSite.objects.values("pk"))
+    return render(request, "casework/home.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def charter(request):
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = ""
+    if request.method == "POST":
+        if request.POST.get("accept") != "yes":
+            messages.error(request, _("You must tick the box to accept the charter."))
+        else:
+            try:
+                services.charter_accept(actor=request.user, version=request.POST.get("version"))
+            except BusinessRuleError as error:
+                messages.error(request, error.message)
+            else:
+                messages.success(request, _("Thank you. You accepted the confidentiality charter."))
+                return redirect(next_url or "home")
+    return render(
+        request,
+        "casework/charter.html",
+        {"version": settings.CONFIDENTIALITY_CHARTER_VERSION, "next": next_url},
+    )
+
+
+def case_list(request):
+    sites = selectors.sites_for_filter(request.user)
+    form = CaseFilterForm(request.GET or None)
+    form.fields["site"].queryset = sites
+    cases = selectors.case_list(user=request.user)
+    if form.is_valid():
+        data = form.cleaned_data
+        cases = selectors.case_list(
+            user=request.user, site=data["site"], state=data["state"], query=data["q"]
+        )
+    elif form.is_bound:
+        messages.error(request, _("The filters are not valid; all cases are shown."))
+    page = Paginator(cases, settings.CASE_LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    query_string = request.GET.copy()
+    query_string.pop("page", None)
+    context = {"form": form, "page": page, "query_string": query_string.urlencode()}
+    template = "casework/partials/case_table.html" if request.htmx else "casework/case_list.html"
+    return render(request, template, context)
+
+
+@require_http_methods(["GET", "POST"])
+def case_propose(request):
+    user = request.user
+    if not rules.can_propose_cases(user):
+        messages.error(request, _("Only advisers who may act as referent can propose a company."))
+        return redirect("home")
+    sites = selectors.sites_for_proposal(user)
+    organisations = selectors.referent_organisations(user)
+    form = CaseProposeForm(request.POST or None, sites=sites, organisations=organisations)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            case = services.case_propose(
+                actor=user,
+                site=data["site"],
+                referent_organisation=data["referent_organisation"],
+                company=services.CompanyData(
+                    siret=data["siret"],
+                    name=data["name"],
+                    naf_code=data["naf_code"],
+                    size_band=data["size_band"],
+                    address=data["address"],
+                    postcode=data["postcode"],
+                    commune=data["commune"],
+                    territory_id=data["territory"].pk,
+                    contact_name=data["contact_name"],
+                    contact_email=data["contact_email"],
+                    contact_phone=data["contact_phone"],
+                ),
+                consent=data["consent"],
+                summary=data["summary"],
+            )
+        except BusinessRuleError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(
+                request,
+                _("The case of %(company)s is proposed. The animators of %(site)s will examine it.")
+                % {"company": case.company.name, "site": case.site.name},
+            )
+            return redirect("case_detail", public_id=case.public_id)
+    return render(request, "casework/case_propose.html", {"form": form})
+
+
+def case_detail(request, public_id):
+    case = selectors.case_get(user=request.user, public_id=public_id)
+    transitions = services.available_transitions(case, request.user)
+    context = {
+        "case": case,
+        **selectors.case_detail(case),
+        "actions": [
+            {
+                "name": t.name,
+                "label": t.custom.get("label", t.name),
+                "reason": t.custom.get("reason", False),
+                "outcome": t.custom.get("outcome", False),
+                "form": TransitionForm(initial={"expected_state": case.state}, prefix=t.name),
+            }
+            for t in transitions
+        ],
+        "can_edit_needs": rules.can_edit_needs(case, request.user),
+        "can_record_consent": not case.has_consent and rules.can_record_consent(case, request.user),
+    }
+    return render(request, "casework/case_detail.html", context)
+
+
+@require_POST
+def case_transition(request, public_id, name):
+    case = selectors.case_get(user=request.user, public_id=public_id)
+    form = TransitionForm(request.POST, prefix=name)
+    if not form.is_valid():
+        messages.error(request, _("The form is incomplete. Reload the page and try again."))
+        return redirect("case_detail", public_id=case.public_id)
+    try:
+        case = services.case_transition(
+            actor=request.user,
+            case=case,
+            name=name,
+            expected_state=form.cleaned_data["expected_state"],
+            reason=form.cleaned_data["reason"],
+            outcome=form.cleaned_data["outcome"],
+        )
+    except BusinessRuleError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Done: the case is now “%(state)s”.") % {"state": case.get_state_display()})
+    return redirect("case_detail", public_id=case.public_id)
+
+
+@require_POST
+def case_consent(request, public_id):
+    case = selectors.case_get(user=request.user, public_id=public_id)
+    try:
+        services.case_record_consent(actor=request.user, case=case)
+    except BusinessRuleError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("The company's consent is recorded."))
+    return redirect("case_detail", public_id=case.public_id)
+
+
+@require_http_methods(["GET", "POST"])
+def need_create(request, public_id):
+    case = selectors.case_get(user=request.user, public_id=public_id)
+    if not rules.can_edit_needs(case, request.user):
+        messages.error(request, _("You cannot record needs on this case."))
+        return redirect("case_detail", public_id=case.public_id)
+    form = NeedForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.need_create(actor=request.user, case=case, **form.cleaned_data)
+        except BusinessRuleError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(request, _("The need is recorded."))
+            return redirect("case_detail", public_id=case.public_id)
+    return render(request, "casework/need_form.html", {"case": case, "form": form, "need": None})
+
+
+@require_http_methods(["GET", "POST"])
+def need_edit(request, public_id, need_id):
+    case = selectors.case_get(user=request.user, public_id=public_id)
+    need = get_object_or_404(Need, case=case, pk=need_id)
+    if not rules.can_edit_needs(case, request.user):
+        messages.error(request, _("You cannot change the needs of this case."))
+        return redirect("case_detail", public_id=case.public_id)
+    form = NeedEditForm(request.POST or None, instance=Need.objects.get(pk=need.pk))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.need_update(actor=request.user, need=need, **form.cleaned_data)
+        except BusinessRuleError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(request, _("The need is updated."))
+            return redirect("case_detail", public_id=case.public_id)
+    return render(request, "casework/need_form.html", {"case": case, "form": form, "need": need})
+
+
+def company_detail(request, public_id):
+    company = selectors.company_get(user=request.user, public_id=public_id)
+    return render(
+        request,
+        "casework/company_detail.html",
+        {
+            "company": company,
+            "cases": selectors.company_cases(user=request.user, company=company),
+            "contacts": list(company.contacts.all()),
+        },
+    )
+
+
+def toolbox(request):
+    form = ToolboxFilterForm(request.GET or None)
+    territory, category = None, ""
+    if form.is_valid():
+        territory, category = form.cleaned_data["territory"], form.cleaned_data["category"]
+    services_list = selectors.toolbox(territory=territory, category=category)
+    page = Paginator(services_list, 30).get_page(request.GET.get("page"))
+    query_string = request.GET.copy()
+    query_string.pop("page", None)
+    return render(
+        request,
+        "casework/toolbox.html",
+        {"form": form, "page": page, "query_string": query_string.urlencode()},
+    )

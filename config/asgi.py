@@ -1,0 +1,12 @@
+"""ASGI entry point: HTTP now; the notifications package adds its WebSocket routes here."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_asgi_app = get_asgi_application()  # before importing anything that touches models
+
+application = ProtocolTypeRouter({"http": django_asgi_app})

@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+from django.views.i18n import set_language
+
+from casework.forms_auth import LoginForm
+
+admin.site.site_header = "Territoires de solutions — administration"
+admin.site.site_title = "Territoires de solutions"
+
+urlpatterns = [
+    path(
+        "connexion/",
+        auth_views.LoginView.as_view(template_name="registration/login.html", authentication_form=LoginForm),
+        name="login",
+    ),
+    path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
+    path("langue/", login_not_required(set_language), name="set_language"),
+    path("admin/", admin.site.urls),
+    path("", include("casework.urls")),
+]
