@@ -39,7 +39,9 @@ class CaseProposeForm(DsfrBaseForm):
         label=_("SIRET"), max_length=20, help_text=_("14 digits, spaces allowed. Example: 732 829 320 00074")
     )
     name = forms.CharField(label=_("Company name"), max_length=200)
-    naf_code = forms.CharField(label=_("NAF (APE) code"), max_length=7, help_text=_("Example: 25.62B or 2562B"))
+    naf_code = forms.CharField(
+        label=_("NAF (APE) code"), max_length=7, help_text=_("Example: 25.62B or 2562B")
+    )
     size_band = forms.ChoiceField(label=_("Headcount"), choices=SizeBand.choices)
     address = forms.CharField(label=_("Address"), max_length=250, required=False)
     postcode = forms.CharField(label=_("Postcode"), max_length=5, required=False)
@@ -72,11 +74,14 @@ class CaseProposeForm(DsfrBaseForm):
         super().__init__(*args, **kwargs)
         self.fields["site"].queryset = sites
         self.fields["referent_organisation"].queryset = organisations
-        if len(organisations) == 1:
-            self.fields["referent_organisation"].initial = organisations[0]
-        if len(sites) == 1:
-            self.fields["site"].initial = sites[0]
-            self.fields["territory"].initial = sites[0].territory_id
+        if not self.is_bound:
+            only_organisation = list(organisations[:2])
+            if len(only_organisation) == 1:
+                self.fields["referent_organisation"].initial = only_organisation[0]
+            only_site = list(sites[:2])
+            if len(only_site) == 1:
+                self.fields["site"].initial = only_site[0]
+                self.fields["territory"].initial = only_site[0].territory_id
 
     def clean_siret(self):
         return normalise_siret(self.cleaned_data["siret"])
@@ -101,14 +106,18 @@ class CaseProposeForm(DsfrBaseForm):
         site, territory = cleaned.get("site"), cleaned.get("territory")
         if site and territory and territory.department_id != site.department_id:
             self.add_error(
-                "territory", _("Choose a territory of %(department)s.") % {"department": site.department.name}
+                "territory",
+                _("Choose a territory in %(department)s (%(code)s).")
+                % {"department": site.department.name, "code": site.department.code},
             )
         return cleaned
 
 
 class TransitionForm(DsfrBaseForm):
     expected_state = forms.ChoiceField(choices=CaseState.choices, widget=forms.HiddenInput)
-    reason = forms.CharField(label=_("Reason"), required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
+    reason = forms.CharField(
+        label=_("Reason"), required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3})
+    )
     outcome = forms.ChoiceField(label=_("Outcome"), required=False, choices=[("", "—"), *CaseOutcome.choices])
 
 
@@ -121,7 +130,9 @@ class NeedForm(DsfrModelForm):
             "deadline": DateInput(),
         }
         help_texts = {
-            "description": _("For example: recruit 3 welders, train 5 operators, housing for seasonal staff."),
+            "description": _(
+                "For example: recruit 3 welders, train 5 operators, housing for seasonal staff."
+            ),
         }
 
     def clean_description(self):
@@ -146,7 +157,9 @@ class NeedEditForm(NeedForm):
 
 class CaseFilterForm(forms.Form):
     site = forms.ModelChoiceField(label=_("Site"), queryset=PilotSite.objects.all(), required=False)
-    state = forms.ChoiceField(label=_("State"), choices=[("", _("All states")), *CaseState.choices], required=False)
+    state = forms.ChoiceField(
+        label=_("State"), choices=[("", _("All states")), *CaseState.choices], required=False
+    )
     q = forms.CharField(label=_("Company name or SIRET"), required=False, max_length=100)
 
 
@@ -157,4 +170,3 @@ class ToolboxFilterForm(forms.Form):
     category = forms.ChoiceField(
         label=_("Category"), choices=[("", _("All categories")), *ToolboxCategory.choices], required=False
     )
-

@@ -6,7 +6,7 @@ class CharterMiddleware:
     """Until a signed-in user accepts the current confidentiality charter, every page but the
     charter itself, logout, language switch and static files redirects to the charter."""
 
-    ALLOWED_URL_NAMES = {"charter", "logout", "set_language"}
+    ALLOWED_URL_NAMES = {"charter", "login", "logout", "set_language"}
 
     def __init__(self, get_response):
         self.get_response = get_response

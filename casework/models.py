@@ -79,7 +79,9 @@ class PilotSite(models.Model):
         verbose_name = _("pilot site")
         verbose_name_plural = _("pilot sites")
         constraints = [
-            models.CheckConstraint(condition=Q(ends_on__gt=models.F("starts_on")), name="site_window_ordered"),
+            models.CheckConstraint(
+                condition=Q(ends_on__gt=models.F("starts_on")), name="site_window_ordered"
+            ),
             models.CheckConstraint(condition=Q(enrolment_cap__gte=1), name="site_cap_positive"),
         ]
 
@@ -205,6 +207,9 @@ class CharterAcceptance(models.Model):
         verbose_name_plural = _("charter acceptances")
         constraints = [models.UniqueConstraint(fields=["user", "version"], name="charter_acceptance_once")]
 
+    def __str__(self):
+        return f"{self.user} — {self.version}"
+
 
 # --- Companies and cases -----------------------------------------------------------------------
 
@@ -303,7 +308,8 @@ class Case(ConcurrentTransitionMixin, models.Model):
                 condition=~Q(state=S.CLOSED) | ~Q(outcome=""), name="closed_case_has_outcome"
             ),
             models.CheckConstraint(
-                condition=Q(state__in=[S.PROPOSED, S.REFUSED, S.WITHDRAWN]) | Q(consent_recorded_at__isnull=False),
+                condition=Q(state__in=[S.PROPOSED, S.REFUSED, S.WITHDRAWN])
+                | Q(consent_recorded_at__isnull=False),
                 name="enrolled_case_has_consent",
             ),
         ]
@@ -350,7 +356,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         target=S.DIAGNOSED,
         permission=rules.is_case_referent,
         conditions=[rules.has_needs],
-        custom={"label": _("Needs are diagnosed"), "reason": False},
+        custom={"label": _("Confirm the needs diagnosis"), "reason": False},
     )
     def diagnose(self):
         pass
@@ -413,6 +419,9 @@ class CaseTransition(models.Model):
         verbose_name = _("case transition")
         verbose_name_plural = _("case transitions")
 
+    def __str__(self):
+        return f"{self.case} : {self.source or '∅'} → {self.target}"
+
 
 class Need(models.Model):
     """An HR need of the company, recorded on its case."""
@@ -432,7 +441,9 @@ class Need(models.Model):
         verbose_name = _("need")
         verbose_name_plural = _("needs")
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__isnull=True) | Q(quantity__gte=1), name="need_quantity")
+            models.CheckConstraint(
+                condition=Q(quantity__isnull=True) | Q(quantity__gte=1), name="need_quantity"
+            )
         ]
 
     def __str__(self):
@@ -445,7 +456,9 @@ class ToolboxService(models.Model):
     name = models.CharField(_("name"), max_length=200)
     category = models.CharField(_("category"), max_length=20, choices=ToolboxCategory.choices)
     provider = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="services")
-    territories = models.ManyToManyField(Territory, related_name="services", verbose_name=_("territories served"))
+    territories = models.ManyToManyField(
+        Territory, related_name="services", verbose_name=_("territories served")
+    )
     description = models.TextField(_("description"), blank=True)
     response_time_days = models.PositiveSmallIntegerField(
         _("expected response time (business days)"), default=5
@@ -459,7 +472,8 @@ class ToolboxService(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["provider", "name"], name="service_unique_per_provider"),
             models.CheckConstraint(
-                condition=Q(response_time_days__gte=1, response_time_days__lte=60), name="service_response_time"
+                condition=Q(response_time_days__gte=1, response_time_days__lte=60),
+                name="service_response_time",
             ),
         ]
 
@@ -473,7 +487,9 @@ class Intervention(models.Model):
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="interventions")
     kind = models.CharField(_("kind"), max_length=30, choices=InterventionKind.choices)
     planned_on = models.DateField(_("planned on"))
-    owner_organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="interventions")
+    owner_organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="interventions"
+    )
     owner = models.ForeignKey(User, on_delete=models.PROTECT, related_name="interventions")
     status = models.CharField(
         _("status"), max_length=20, choices=InterventionStatus.choices, default=InterventionStatus.PLANNED
@@ -488,7 +504,8 @@ class Intervention(models.Model):
         verbose_name_plural = _("interventions")
         constraints = [
             models.CheckConstraint(
-                condition=~Q(status=InterventionStatus.DONE) | ~Q(outcome=""), name="done_intervention_has_outcome"
+                condition=~Q(status=InterventionStatus.DONE) | ~Q(outcome=""),
+                name="done_intervention_has_outcome",
             )
         ]
 

@@ -161,9 +161,10 @@ def below_site_cap(case) -> bool:
     return taken < case.site.enrolment_cap
 
 
-below_site_cap.explain = lambda case: _(
-    "The site %(site)s already follows %(cap)s companies, its maximum. Close or withdraw a case first."
-) % {"site": case.site.name, "cap": case.site.enrolment_cap}
+below_site_cap.explain = lambda case: (
+    _("The site %(site)s already follows %(cap)s companies, its maximum. Close or withdraw a case first.")
+    % {"site": case.site.name, "cap": case.site.enrolment_cap}
+)
 
 
 def enrolment_allowed(case) -> bool:
@@ -187,3 +188,26 @@ def has_open_needs(case) -> bool:
 
 
 has_open_needs.explain = lambda case: _("The support starts from an open need: record one first.")
+
+
+# --- What a user may do on a case now ---------------------------------------------------------
+
+
+def transition_blocker(case, transition) -> str:
+    """Why the conditions of `transition` (a django-fsm Transition) are not met, or ""."""
+    return " ".join(
+        condition.explain(case)
+        for condition in transition.conditions
+        if not condition(case) and hasattr(condition, "explain")
+    )
+
+
+def case_transition_options(case, user) -> list[tuple]:
+    """The transitions of the case's current state that this user is entitled to, each with the
+    reason it is blocked now ("" when it can be done). Unentitled transitions are not listed."""
+    options = []
+    for transition in case.get_all_state_transitions():
+        if transition.source not in (case.state, "*") or not transition.has_perm(case, user):
+            continue
+        options.append((transition, transition_blocker(case, transition)))
+    return options

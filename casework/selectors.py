@@ -59,22 +59,22 @@ def sites_for_filter(user: User) -> QuerySet:
     return PilotSite.objects.filter(pk__in=Case.objects.visible_to(user).values("site_id")).order_by("name")
 
 
-def sites_for_proposal(user: User) -> list[PilotSite]:
-    return list(
-        PilotSite.objects.filter(rules.sites_open_to_referent_q(user))
-        .select_related("department", "territory")
-        .distinct()
-        .order_by("name")
+def sites_for_proposal(user: User) -> QuerySet:
+    site_ids = PilotSite.objects.filter(rules.sites_open_to_referent_q(user)).values("pk")
+    return (
+        PilotSite.objects.filter(pk__in=site_ids).select_related("department", "territory").order_by("name")
     )
 
 
-def referent_organisations(user: User) -> list[Organisation]:
+def referent_organisations(user: User) -> QuerySet:
     ids = rules.user_roles(user).referent_organisation_ids
-    return list(Organisation.objects.filter(pk__in=ids).order_by("name"))
+    return Organisation.objects.filter(pk__in=ids).order_by("name")
 
 
 def toolbox(*, territory=None, category: str = "") -> QuerySet:
-    services = ToolboxService.objects.filter(is_active=True, provider__is_active=True).select_related("provider")
+    services = ToolboxService.objects.filter(is_active=True, provider__is_active=True).select_related(
+        "provider"
+    )
     if territory is not None:
         services = services.filter(territories=territory)
     if category:
@@ -83,7 +83,9 @@ def toolbox(*, territory=None, category: str = "") -> QuerySet:
 
 
 def state_counts(cases: QuerySet) -> dict[str, int]:
-    counts = Counter(dict(cases.order_by().values_list("state").annotate(n=Count("pk")).values_list("state", "n")))
+    counts = Counter(
+        dict(cases.order_by().values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
+    )
     return {state: counts.get(state, 0) for state in CaseState.values}
 
 
@@ -106,7 +108,9 @@ def site_overview(*, site_ids) -> list[dict]:
             {
                 "site": site,
                 "counts": [(state, label, counts.get(state, 0)) for state, label in CaseState.choices],
-                "places_taken": sum(counts.get(s, 0) for s in ("enrolled", "diagnosed", "active", "follow_up")),
+                "places_taken": sum(
+                    counts.get(s, 0) for s in ("enrolled", "diagnosed", "active", "follow_up")
+                ),
                 "open": sum(counts.get(s, 0) for s in OPEN_CASE_STATES),
             }
         )

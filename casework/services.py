@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django_fsm import can_proceed, has_transition_perm
+from django_fsm import can_proceed
 
 from casework import rules
 from casework.enums import OPEN_CASE_STATES, CaseOutcome, CaseState
@@ -122,7 +122,10 @@ def case_propose(
                     territory_id=company.territory_id,
                     created_by=actor,
                 )
-                if record.territory_id and not site.department.territories.filter(pk=record.territory_id).exists():
+                if (
+                    record.territory_id
+                    and not site.department.territories.filter(pk=record.territory_id).exists()
+                ):
                     raise BusinessRuleError(
                         _("The company's territory must be in the department of the site %(site)s.")
                         % {"site": site}
@@ -168,7 +171,9 @@ def case_propose(
         existing = _existing_open_case(siret, site)
         if existing:
             raise BusinessRuleError(_open_case_message(existing)) from None
-        raise BusinessRuleError(_("This company was just created by someone else. Please try again.")) from None
+        raise BusinessRuleError(
+            _("This company was just created by someone else. Please try again.")
+        ) from None
 
 
 def _locked_case(case: Case, expected_state: str | None) -> Case:
@@ -193,13 +198,15 @@ def case_record_consent(*, actor: User, case: Case) -> Case:
     case.consent_recorded_by = actor
     case.consent_text_version = settings.COMPANY_CONSENT_TEXT_VERSION
     case.last_activity_at = now
-    case.save(update_fields=["consent_recorded_at", "consent_recorded_by", "consent_text_version", "last_activity_at"])
+    case.save(
+        update_fields=[
+            "consent_recorded_at",
+            "consent_recorded_by",
+            "consent_text_version",
+            "last_activity_at",
+        ]
+    )
     return case
-
-
-def available_transitions(case: Case, user: User) -> list:
-    """Transitions the user may trigger now, as django-fsm Transition objects (label in .custom)."""
-    return list(case.get_available_user_state_transitions(user))
 
 
 @transaction.atomic
@@ -218,13 +225,13 @@ def case_transition(
     meta = method._django_fsm.get_transition(case.state)
     if meta is None:
         raise StaleStateError(
-            _("This action is not possible while the case is “%(state)s”.") % {"state": case.get_state_display()}
+            _("This action is not possible while the case is “%(state)s”.")
+            % {"state": case.get_state_display()}
         )
-    if not has_transition_perm(method, actor):
+    if not method._django_fsm.has_transition_perm(case, case.state, actor):
         raise NotAllowedError(_("You are not allowed to do this on this case."))
     if not can_proceed(method):
-        failed = [c.explain(case) for c in meta.conditions if not c(case) and hasattr(c, "explain")]
-        raise BusinessRuleError(" ".join(failed) or _("This action is not possible now."))
+        raise BusinessRuleError(rules.transition_blocker(case, meta) or _("This action is not possible now."))
     reason = (reason or "").strip()
     if meta.custom.get("reason") and not reason:
         raise BusinessRuleError(_("Please give a reason."))

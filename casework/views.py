@@ -131,7 +131,6 @@ def case_propose(request):
 
 def case_detail(request, public_id):
     case = selectors.case_get(user=request.user, public_id=public_id)
-    transitions = services.available_transitions(case, request.user)
     context = {
         "case": case,
         **selectors.case_detail(case),
@@ -141,9 +140,10 @@ def case_detail(request, public_id):
                 "label": t.custom.get("label", t.name),
                 "reason": t.custom.get("reason", False),
                 "outcome": t.custom.get("outcome", False),
+                "blocked": blocked,
                 "form": TransitionForm(initial={"expected_state": case.state}, prefix=t.name),
             }
-            for t in transitions
+            for t, blocked in rules.case_transition_options(case, request.user)
         ],
         "can_edit_needs": rules.can_edit_needs(case, request.user),
         "can_record_consent": not case.has_consent and rules.can_record_consent(case, request.user),
@@ -170,7 +170,9 @@ def case_transition(request, public_id, name):
     except BusinessRuleError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, _("Done: the case is now “%(state)s”.") % {"state": case.get_state_display()})
+        messages.success(
+            request, _("Done: the case is now “%(state)s”.") % {"state": case.get_state_display()}
+        )
     return redirect("case_detail", public_id=case.public_id)
 
 

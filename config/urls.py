@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
+from django.views.generic import RedirectView
 from django.views.i18n import set_language
 
 from casework.forms_auth import LoginForm
@@ -17,6 +18,12 @@ urlpatterns = [
     ),
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
     path("langue/", login_not_required(set_language), name="set_language"),
+    # One login page for everyone: the admin's own login form redirects to ours.
+    path(
+        "admin/login/",
+        login_not_required(RedirectView.as_view(pattern_name="login", query_string=True)),
+        name="admin_login_redirect",
+    ),
     path("admin/", admin.site.urls),
     path("", include("casework.urls")),
 ]

@@ -1,0 +1,202 @@
+"""Every named URL × every role, for GET and POST, with the answer each role must get.
+
+The matrix is checked against the URLconf: a named URL that is not listed here fails the suite,
+so every new URL has to declare who may reach it. Objects a role may not see answer 404 — the
+same answer as an object that does not exist (checked at the end).
+"""
+
+import re
+import uuid
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from tests.factories import CaseFactory, NeedFactory, SiteAnimatorFactory, UserFactory
+
+ROLES = [
+    "anonymous",
+    "no_charter",  # signed in, has not accepted the confidentiality charter
+    "case_referent",
+    "other_referent",  # referent of a case on another site
+    "agent",  # member of an organisation not involved in the case
+    "site_animator",
+    "other_animator",
+    "observer",
+    "admin",
+]
+SEES_CASE = {"case_referent", "site_animator", "admin"}
+SIGNED_IN = set(ROLES) - {"anonymous", "no_charter"}
+LOGIN = "login"  # 302 to the login page
+CHARTER = "charter"  # 302 to the charter page
+
+
+def _by_role(allowed: dict[str, object], default) -> dict[str, object]:
+    """Answers for every role: anonymous goes to login, no_charter to the charter, the others get
+    `allowed[role]` or `default`."""
+    answers = {"anonymous": LOGIN, "no_charter": CHARTER}
+    for role in SIGNED_IN:
+        answers[role] = allowed.get(role, default)
+    return answers
+
+
+def _everyone_signed_in(get, post):
+    return {"GET": _by_role({}, get), "POST": _by_role({}, post)}
+
+
+def _case_readers(get_ok, post_ok, method_not_allowed=None):
+    """Visible roles get `get_ok`/`post_ok`; the others 404 (as for a missing case)."""
+    result = {}
+    for method, ok in (("GET", get_ok), ("POST", post_ok)):
+        if method_not_allowed == method:
+            result[method] = _by_role({}, 405)
+        else:
+            result[method] = _by_role({role: ok for role in SEES_CASE}, 404)
+    return result
+
+
+# url name -> expected answers per method and role (an int status, LOGIN or CHARTER)
+MATRIX = {
+    "login": {"GET": dict.fromkeys(ROLES, 200), "POST": dict.fromkeys(ROLES, 200)},
+    "logout": {"GET": {**dict.fromkeys(ROLES, 405), "anonymous": LOGIN}, "POST": dict.fromkeys(ROLES, LOGIN)},
+    "set_language": {"GET": dict.fromkeys(ROLES, 302), "POST": dict.fromkeys(ROLES, 302)},
+    "charter": {
+        "GET": {**_by_role({}, 200), "no_charter": 200},
+        "POST": {**_by_role({}, 200), "no_charter": 200},
+    },
+    "home": _everyone_signed_in(200, 405),
+    "case_list": _everyone_signed_in(200, 405),
+    "case_propose": {
+        "GET": _by_role({"case_referent": 200, "other_referent": 200}, 302),
+        "POST": _by_role({"case_referent": 200, "other_referent": 200}, 302),
+    },
+    "case_detail": _case_readers(200, 405),
+    "case_consent": _case_readers(None, 302, method_not_allowed="GET"),
+    "case_transition": _case_readers(None, 302, method_not_allowed="GET"),
+    # Administrators read every case but do not edit needs: they are sent back to the case.
+    "need_create": _case_readers(200, 200),
+    "need_edit": _case_readers(200, 200),
+    "company_detail": _case_readers(200, 405),
+    "toolbox": _everyone_signed_in(200, 405),
+    # Django's admin: staff only; everyone else is sent to the (single) login page.
+    "admin:index": {
+        "GET": {**_by_role({"admin": 200}, 302), "anonymous": 302, "no_charter": CHARTER},
+        "POST": {**_by_role({"admin": 200}, 302), "anonymous": 302, "no_charter": CHARTER},
+    },
+    "admin_login_redirect": {"GET": _by_role({}, LOGIN), "POST": _by_role({}, LOGIN)},
+}
+# POST on a GET-only view: Django answers 405 only where the view restricts methods; the others
+# render the page again. Those views are listed with their real answer below.
+for _name in ("need_create", "need_edit"):
+    for _method in ("GET", "POST"):
+        MATRIX[_name][_method]["admin"] = 302
+MATRIX["home"]["POST"] = _by_role({}, 200)
+MATRIX["case_list"]["POST"] = _by_role({}, 200)
+MATRIX["toolbox"]["POST"] = _by_role({}, 200)
+MATRIX["case_detail"]["POST"] = _by_role({role: 200 for role in SEES_CASE}, 404)
+MATRIX["company_detail"]["POST"] = _by_role({role: 200 for role in SEES_CASE}, 404)
+
+
+def _named_urls(resolver=None, namespace=""):
+    resolver = resolver or get_resolver()
+    for pattern in resolver.url_patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.namespace == "admin":
+                yield "admin:index"  # Django's admin guards its own views (staff only)
+                continue
+            yield from _named_urls(
+                pattern, f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            )
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            yield f"{namespace}{pattern.name}"
+
+
+def test_every_named_url_is_in_the_matrix():
+    missing = set(_named_urls()) - set(MATRIX)
+    assert not missing, f"URLs without an entry in the permission matrix: {sorted(missing)}"
+
+
+@pytest.fixture
+def world(site, other_site, case, referent, other_referent, agent, animator, observer, admin_user):
+    other_case = CaseFactory(site=other_site, referent=other_referent)
+    need = NeedFactory(case=case, created_by=referent)
+    users = {
+        "anonymous": None,
+        "no_charter": UserFactory(charter=False),
+        "case_referent": referent,
+        "other_referent": other_referent,
+        "agent": agent,
+        "site_animator": animator,
+        "other_animator": SiteAnimatorFactory(site=other_site).user,
+        "observer": observer,
+        "admin": admin_user,
+    }
+    kwargs = {
+        "case_detail": {"public_id": case.public_id},
+        "case_consent": {"public_id": case.public_id},
+        "case_transition": {"public_id": case.public_id, "name": "withdraw"},
+        "need_create": {"public_id": case.public_id},
+        "need_edit": {"public_id": case.public_id, "need_id": need.pk},
+        "company_detail": {"public_id": case.company.public_id},
+    }
+    return {"users": users, "kwargs": kwargs, "case": case, "other_case": other_case}
+
+
+def _answer(client, world, url_name, role, method):
+    """What the role actually gets, in the vocabulary of the matrix."""
+    client.logout()
+    user = world["users"][role]
+    if user is not None:
+        client.force_login(user)
+    url = reverse(url_name, kwargs=world["kwargs"].get(url_name))
+    response = client.get(url) if method == "GET" else client.post(url, {})
+    if response.status_code == 302:
+        if response.url.startswith(reverse("login")):
+            return LOGIN
+        if response.url.startswith(reverse("charter")):
+            return CHARTER
+    return response.status_code
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("url_name", sorted(MATRIX))
+def test_permission_matrix(client, world, url_name, method):
+    """One world, every role: collect every cell that differs from the matrix."""
+    wrong = {}
+    for role in ROLES:
+        got = _answer(client, world, url_name, role, method)
+        if got != MATRIX[url_name][method][role]:
+            wrong[role] = f"expected {MATRIX[url_name][method][role]}, got {got}"
+    assert not wrong, f"{method} {url_name}: {wrong}"
+
+
+def _without_tokens(content: bytes, path: str) -> bytes:
+    """CSRF tokens differ on every response, and the page repeats the requested path (language
+    switch); everything else must be identical."""
+    content = content.replace(path.encode(), b"<path>")
+    return re.sub(rb'(csrfmiddlewaretoken" value="|X-CSRFToken": ")[^"]+', rb"\1", content)
+
+
+@pytest.mark.parametrize("url_name", ["case_detail", "need_create", "company_detail"])
+def test_forbidden_and_missing_give_the_same_404(client, world, url_name):
+    """An outsider cannot tell an existing case from a missing one: same status, same page."""
+    client.force_login(world["users"]["agent"])
+    existing_url = reverse(url_name, kwargs=world["kwargs"][url_name])
+    missing_url = reverse(url_name, kwargs={**world["kwargs"][url_name], "public_id": uuid.uuid4()})
+    existing, missing = client.get(existing_url), client.get(missing_url)
+    assert existing.status_code == missing.status_code == 404
+    assert _without_tokens(existing.content, existing_url) == _without_tokens(missing.content, missing_url)
+
+
+def test_outsiders_change_nothing_by_post(client, world):
+    case = world["case"]
+    for role in ("other_referent", "agent", "other_animator", "observer"):
+        client.force_login(world["users"][role])
+        client.post(
+            reverse("case_transition", kwargs={"public_id": case.public_id, "name": "withdraw"}),
+            {"withdraw-expected_state": "proposed", "withdraw-reason": "x"},
+        )
+        client.post(reverse("case_consent", kwargs={"public_id": case.public_id}))
+    case.refresh_from_db()
+    assert case.state == "proposed"
+    assert case.consent_recorded_at is None
+    assert case.transitions.count() == 0

@@ -1,0 +1,524 @@
+"""The pages, as users reach them: content, refusals in plain French, and query counts that do
+not grow with the data."""
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from casework.enums import CaseState
+from casework.models import Case, CaseTransition, Company, Need
+from tests.factories import (
+    CaseFactory,
+    CompanyFactory,
+    InterventionFactory,
+    MembershipFactory,
+    NeedFactory,
+    OrganisationFactory,
+    PilotSiteFactory,
+    SiteAnimatorFactory,
+    ToolboxServiceFactory,
+    UserFactory,
+    make_siret,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def alerts(response):
+    """The texts of the DSFR alerts (flash messages and form errors) on a page."""
+    html = response.content.decode()
+    found = re.findall(r'class="fr-alert[^"]*"[^>]*>\s*(.*?)</div>', html, re.S)
+    return [re.sub(r"<[^>]+>|\s+", " ", text).strip() for text in found]
+
+
+def field_errors(response):
+    return [
+        re.sub(r"\s+", " ", text).strip()
+        for text in re.findall(r'<li class="fr-error-text">(.*?)</li>', response.content.decode(), re.S)
+    ]
+
+
+def count_queries(client, url):
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(ctx.captured_queries)
+
+
+# --- Login, charter, language ----------------------------------------------------------------
+
+
+def test_login_page_is_french_and_logs_in(client, referent):
+    page = client.get(reverse("login"))
+    assert "Se connecter" in page.content.decode()
+    response = client.post(reverse("login"), {"username": "referent", "password": "Test-password-2026"})
+    assert response.status_code == 302
+    assert client.get(reverse("home")).status_code == 200
+
+
+def test_wrong_password_is_refused_in_french(client, referent):
+    response = client.post(reverse("login"), {"username": "referent", "password": "nope"})
+    assert response.status_code == 200
+    assert "Saisissez un nom d’utilisateur et un mot de passe valides" in response.content.decode()
+
+
+def test_charter_comes_first_and_is_recorded(client, login, referent, case):
+    newcomer = UserFactory(charter=False)
+    MembershipFactory(user=newcomer, organisation=case.referent_organisation)
+    login(client, newcomer)
+    detail = reverse("case_detail", kwargs={"public_id": case.public_id})
+    response = client.get(detail)
+    assert response.status_code == 302 and response.url.startswith(reverse("charter"))
+
+    page = client.get(response.url)
+    assert "Charte de confidentialité" in page.content.decode()
+    # Not ticking the box changes nothing.
+    refused = client.post(reverse("charter"), {"version": "2026-11"}, follow=True)
+    assert any("cocher" in text for text in alerts(refused))
+    newcomer.refresh_from_db()
+    assert newcomer.accepted_charter_version == ""
+
+    accepted = client.post(reverse("charter"), {"accept": "yes", "version": "2026-11", "next": "/dossiers/"})
+    assert accepted.url == "/dossiers/"
+    newcomer.refresh_from_db()
+    assert newcomer.accepted_charter_version == "2026-11"
+    assert newcomer.charter_acceptances.get().version == "2026-11"
+
+
+def test_charter_ignores_an_external_next_url(client, login):
+    login(client, UserFactory(charter=False))
+    response = client.post(
+        reverse("charter"), {"accept": "yes", "version": "2026-11", "next": "https://evil.example/"}
+    )
+    assert response.url == reverse("home")
+
+
+def test_english_is_available(client, login, referent):
+    login(client, referent)
+    client.post(reverse("set_language"), {"language": "en", "next": "/"})
+    assert "Propose a company" in client.get(reverse("home")).content.decode()
+
+
+# --- Home pages per role ---------------------------------------------------------------------
+
+
+def test_referent_home_lists_their_open_cases(client, login, referent, case):
+    CaseFactory(referent=referent, site=case.site, closed=True, company__name="Ancienne Scierie")
+    html = login(client, referent).get(reverse("home")).content.decode()
+    assert "Les entreprises dont je suis référent" in html
+    assert case.company.name in html
+    assert "Ancienne Scierie" not in html  # closed cases are not "open cases"
+
+
+def test_animator_home_shows_proposals_and_places(client, login, animator, case):
+    html = login(client, animator).get(reverse("home")).content.decode()
+    assert "Propositions en attente de votre décision" in html
+    assert case.company.name in html
+    assert "0 / 15" in html  # places taken / cap
+
+
+def test_observer_home_shows_aggregates_only(client, login, observer, site):
+    CaseFactory(site=site, active=True, company__name="Tonnellerie Secrète")
+    html = login(client, observer).get(reverse("home")).content.decode()
+    assert "Tonnellerie Secrète" not in html
+    assert "&lt; 3" in html  # one company: shown as "< 3"
+
+
+def test_user_without_role_is_told_so(client, login):
+    html = login(client, UserFactory()).get(reverse("home")).content.decode()
+    assert "pas encore de rôle" in html
+
+
+def test_home_query_count_is_constant(client, login, referent, animator, site):
+    login(client, animator)
+    CaseFactory.create_batch(3, site=site, referent=referent)
+    small = count_queries(client, reverse("home"))
+    CaseFactory.create_batch(30, site=site, referent=referent)
+    assert count_queries(client, reverse("home")) == small
+
+
+# --- Case list -------------------------------------------------------------------------------
+
+
+def test_case_list_filters_and_searches(client, login, animator, site, referent):
+    CaseFactory(
+        site=site, referent=referent, company__name="Boulangerie Lemoine", company__siret=make_siret(900)
+    )
+    CaseFactory(site=site, referent=referent, enrolled=True, company__name="Garage du Centre")
+    other = CaseFactory(company__name="Hors Site")  # another site: not visible to this animator
+    login(client, animator)
+    html = client.get(reverse("case_list")).content.decode()
+    assert "Boulangerie Lemoine" in html and "Garage du Centre" in html
+    assert other.company.name not in html
+
+    by_state = client.get(reverse("case_list"), {"state": CaseState.ENROLLED}).content.decode()
+    assert "Garage du Centre" in by_state and "Boulangerie Lemoine" not in by_state
+
+    by_name = client.get(reverse("case_list"), {"q": "lemoine"}).content.decode()
+    assert "Boulangerie Lemoine" in by_name and "Garage du Centre" not in by_name
+
+    siret = make_siret(900)
+    by_siret = client.get(reverse("case_list"), {"q": f"{siret[:3]} {siret[3:9]}"}).content.decode()
+    assert "Boulangerie Lemoine" in by_siret and "Garage du Centre" not in by_siret
+
+    by_site = client.get(reverse("case_list"), {"site": site.pk}).content.decode()
+    assert "Garage du Centre" in by_site
+
+
+def test_case_list_htmx_returns_the_table_only(client, login, animator, case):
+    html = login(client, animator).get(reverse("case_list"), HTTP_HX_REQUEST="true").content.decode()
+    assert case.company.name in html
+    assert "<html" not in html
+
+
+def test_case_list_bad_filter_is_explained(client, login, animator, case):
+    response = login(client, animator).get(reverse("case_list"), {"state": "nonsense"}, follow=True)
+    assert response.status_code == 200
+    assert any("filtres" in text for text in alerts(response))
+
+
+def test_case_list_paginates(client, login, animator, site, referent, settings):
+    settings.CASE_LIST_PAGE_SIZE = 5
+    CaseFactory.create_batch(12, site=site, referent=referent)
+    login(client, animator)
+    assert "Page 1 sur 3" in client.get(reverse("case_list")).content.decode()
+    assert "Page 3 sur 3" in client.get(reverse("case_list"), {"page": 3}).content.decode()
+    assert client.get(reverse("case_list"), {"page": "abc"}).status_code == 200
+
+
+def test_case_list_query_count_is_the_same_at_10_and_200_cases(client, login, animator, site, referent):
+    login(client, animator)
+    CaseFactory.create_batch(10, site=site, referent=referent)
+    at_10 = count_queries(client, reverse("case_list"))
+    CaseFactory.create_batch(190, site=site, referent=referent)
+    at_200 = count_queries(client, reverse("case_list"))
+    assert at_10 == at_200
+    assert at_200 <= 10
+
+
+# --- Proposing a company ---------------------------------------------------------------------
+
+
+def _proposal(site, referent_organisation, **overrides):
+    data = {
+        "site": site.pk,
+        "referent_organisation": referent_organisation.pk,
+        "siret": "732 829 320 00074",
+        "name": "Ateliers du Layon",
+        "naf_code": "2562b",
+        "size_band": "12",
+        "commune": "Ancenis-Saint-Géréon",
+        "postcode": "44150",
+        "territory": site.territory.pk,
+        "contact_name": "Jeanne Roux",
+        "contact_email": "jeanne.roux@example.org",
+        "consent": "on",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_referent_proposes_a_company(client, login, referent, referent_organisation, site):
+    response = login(client, referent).post(reverse("case_propose"), _proposal(site, referent_organisation))
+    case = Case.objects.get()
+    assert response.url == reverse("case_detail", kwargs={"public_id": case.public_id})
+    assert case.referent == referent and case.state == CaseState.PROPOSED and case.has_consent
+    assert case.company.naf_code == "25.62B" and case.company.siret == "73282932000074"
+    page = client.get(response.url).content.decode()
+    assert "Ateliers du Layon" in page and "Jeanne Roux" in page
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("siret", "73282932000075", "clé de contrôle"),
+        ("siret", "1234", "14 chiffres"),
+        ("siret", "7328293200007A", "chiffres"),
+        ("naf_code", "256B", "4 chiffres et une lettre"),
+        ("postcode", "4415", "5 chiffres"),
+        ("name", "   ", "obligatoire"),
+        ("contact_email", "not-an-email", "courriel valide"),
+    ],
+)
+def test_bad_company_input_is_explained_and_saves_nothing(
+    client, login, referent, referent_organisation, site, field, value, message
+):
+    response = login(client, referent).post(
+        reverse("case_propose"), _proposal(site, referent_organisation, **{field: value})
+    )
+    assert response.status_code == 200
+    assert any(message in error for error in field_errors(response)), field_errors(response)
+    assert Company.objects.count() == 0 and Case.objects.count() == 0
+
+
+def test_second_open_case_names_the_referent_and_saves_nothing(
+    client, login, referent, referent_organisation, site, other_referent
+):
+    login(client, referent).post(reverse("case_propose"), _proposal(site, referent_organisation))
+    # A second adviser, serving the same site, meets the same company.
+    second = UserFactory(first_name="Marc", last_name="Leroy")
+    MembershipFactory(user=second, organisation=OrganisationFactory(territories=[site.territory]))
+    client.force_login(second)
+    organisation = second.memberships.get().organisation
+    response = client.post(reverse("case_propose"), _proposal(site, organisation))
+    assert response.status_code == 200
+    assert any("Claire Durand" in text and "France Travail Ancenis" in text for text in alerts(response))
+    assert Case.objects.count() == 1 and Company.objects.count() == 1
+
+
+def test_territory_outside_the_site_department_is_refused(
+    client, login, referent, referent_organisation, site
+):
+    elsewhere = PilotSiteFactory().territory
+    response = login(client, referent).post(
+        reverse("case_propose"), _proposal(site, referent_organisation, territory=elsewhere.pk)
+    )
+    assert any("Choisissez un territoire" in error for error in field_errors(response))
+    assert Case.objects.count() == 0
+
+
+def test_propose_form_only_offers_the_referents_sites(client, login, referent, site, other_site):
+    html = login(client, referent).get(reverse("case_propose")).content.decode()
+    site_select = re.search(r'<select name="site".*?</select>', html, re.S).group(0)
+    assert site.name in site_select
+    assert other_site.name not in site_select
+
+
+# --- Case detail and actions -------------------------------------------------------------------
+
+
+def test_case_detail_shows_everything_and_only_allowed_actions(client, login, referent, animator, site):
+    case = CaseFactory(site=site, referent=referent, active=True)
+    NeedFactory(case=case, description="Recruter trois soudeurs", created_by=referent)
+    InterventionFactory(case=case, notes="Visite de l'atelier")
+    CaseTransition.objects.create(
+        case=case, name="enrol", source="proposed", target="enrolled", actor=animator
+    )
+    html = (
+        login(client, referent)
+        .get(reverse("case_detail", kwargs={"public_id": case.public_id}))
+        .content.decode()
+    )
+    for expected in (
+        case.company.name,
+        case.company.siret,
+        "Claire Durand",
+        "Recruter trois soudeurs",
+        "Visite de l",
+        "Accompagnement en cours",
+        "Enregistré le",
+    ):
+        assert expected in html, expected
+    # The referent of an active case may move it to follow-up, close or withdraw it — not enrol it.
+    assert "/action/follow_up/" in html and "/action/close/" in html and "/action/withdraw/" in html
+    assert "/action/enrol/" not in html
+
+
+def test_case_detail_query_count_does_not_grow(client, login, referent, site):
+    case = CaseFactory(site=site, referent=referent, active=True)
+    NeedFactory(case=case, created_by=referent)
+    login(client, referent)
+    url = reverse("case_detail", kwargs={"public_id": case.public_id})
+    few = count_queries(client, url)
+    NeedFactory.create_batch(10, case=case, created_by=referent)
+    InterventionFactory.create_batch(10, case=case)
+    assert count_queries(client, url) == few
+
+
+def test_animator_enrols_then_a_double_submit_is_explained(client, login, animator, site, referent):
+    case = CaseFactory(site=site, referent=referent, consent=True)
+    login(client, animator)
+    url = reverse("case_transition", kwargs={"public_id": case.public_id, "name": "enrol"})
+    client.post(url, {"enrol-expected_state": "proposed"})
+    case.refresh_from_db()
+    assert case.state == CaseState.ENROLLED
+    again = client.post(url, {"enrol-expected_state": "proposed"}, follow=True)
+    assert any("modifié entre-temps" in text for text in alerts(again))
+    assert case.transitions.filter(name="enrol").count() == 1
+
+
+def test_enrolment_above_the_cap_is_refused_in_french(client, login, animator, site, referent):
+    site.enrolment_cap = 1
+    site.save()
+    CaseFactory(site=site, referent=referent, enrolled=True)
+    case = CaseFactory(site=site, referent=referent, consent=True)
+    response = login(client, animator).post(
+        reverse("case_transition", kwargs={"public_id": case.public_id, "name": "enrol"}),
+        {"enrol-expected_state": "proposed"},
+        follow=True,
+    )
+    assert any("maximum" in text for text in alerts(response))
+    case.refresh_from_db()
+    assert case.state == CaseState.PROPOSED
+
+
+def test_enrolment_without_consent_is_refused(client, login, animator, case):
+    response = login(client, animator).post(
+        reverse("case_transition", kwargs={"public_id": case.public_id, "name": "enrol"}),
+        {"enrol-expected_state": "proposed"},
+        follow=True,
+    )
+    assert any("consentement" in text for text in alerts(response))
+    case.refresh_from_db()
+    assert case.state == CaseState.PROPOSED
+
+
+def test_referent_cannot_enrol_their_own_proposal(client, login, referent, case):
+    response = login(client, referent).post(
+        reverse("case_transition", kwargs={"public_id": case.public_id, "name": "enrol"}),
+        {"enrol-expected_state": "proposed"},
+        follow=True,
+    )
+    assert any("pas les droits" in text for text in alerts(response))
+    case.refresh_from_db()
+    assert case.state == CaseState.PROPOSED
+
+
+@pytest.mark.parametrize("name", ["nonsense", "save", "delete"])
+def test_unknown_action_changes_nothing(client, login, animator, case, name):
+    response = login(client, animator).post(
+        reverse("case_transition", kwargs={"public_id": case.public_id, "name": name}),
+        {f"{name}-expected_state": "proposed"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    case.refresh_from_db()
+    assert case.state == CaseState.PROPOSED
+
+
+def test_withdraw_needs_a_reason(client, login, referent, case):
+    login(client, referent)
+    url = reverse("case_transition", kwargs={"public_id": case.public_id, "name": "withdraw"})
+    response = client.post(url, {"withdraw-expected_state": "proposed", "withdraw-reason": "  "}, follow=True)
+    assert any("motif" in text for text in alerts(response))
+    client.post(
+        url, {"withdraw-expected_state": "proposed", "withdraw-reason": "L'entreprise a recruté seule."}
+    )
+    case.refresh_from_db()
+    assert case.state == CaseState.WITHDRAWN and case.decision_reason == "L'entreprise a recruté seule."
+
+
+def test_close_needs_an_outcome(client, login, referent, site):
+    case = CaseFactory(site=site, referent=referent, follow_up=True)
+    login(client, referent)
+    url = reverse("case_transition", kwargs={"public_id": case.public_id, "name": "close"})
+    response = client.post(url, {"close-expected_state": "follow_up", "close-outcome": ""}, follow=True)
+    assert any("résultat" in text for text in alerts(response))
+    client.post(url, {"close-expected_state": "follow_up", "close-outcome": "needs_met"})
+    case.refresh_from_db()
+    assert case.state == CaseState.CLOSED and case.outcome == "needs_met"
+
+
+def test_record_consent(client, login, referent, case):
+    login(client, referent).post(reverse("case_consent", kwargs={"public_id": case.public_id}))
+    case.refresh_from_db()
+    assert case.consent_recorded_by == referent and case.consent_text_version == "2026-11"
+    again = client.post(reverse("case_consent", kwargs={"public_id": case.public_id}), follow=True)
+    assert any("déjà enregistré" in text for text in alerts(again))
+
+
+# --- Needs -----------------------------------------------------------------------------------
+
+
+def test_referent_adds_and_edits_a_need(client, login, referent, site):
+    case = CaseFactory(site=site, referent=referent, enrolled=True)
+    login(client, referent)
+    response = client.post(
+        reverse("need_create", kwargs={"public_id": case.public_id}),
+        {
+            "category": "recruitment",
+            "description": "Recruter 3 soudeurs",
+            "quantity": 3,
+            "deadline": "2027-03-01",
+        },
+    )
+    assert response.status_code == 302
+    need = Need.objects.get()
+    assert need.quantity == 3 and need.created_by == referent
+    client.post(
+        reverse("need_edit", kwargs={"public_id": case.public_id, "need_id": need.pk}),
+        {"category": "training", "description": "Former 3 soudeurs", "quantity": 3, "status": "in_progress"},
+    )
+    need.refresh_from_db()
+    assert need.category == "training" and need.status == "in_progress"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"category": "recruitment", "description": "  "}, "obligatoire"),
+        ({"category": "recruitment", "description": "x", "quantity": 0}, "entre 1 et 10"),
+        ({"category": "recruitment", "description": "x", "deadline": "31/31/2027"}, "date valide"),
+        ({"category": "spaceships", "description": "x"}, "choix valide"),
+        ({"category": "recruitment", "description": "x" * 5001}, "5"),
+    ],
+)
+def test_bad_need_input_is_explained(client, login, referent, site, data, message):
+    case = CaseFactory(site=site, referent=referent, enrolled=True)
+    response = login(client, referent).post(
+        reverse("need_create", kwargs={"public_id": case.public_id}), data
+    )
+    assert response.status_code == 200
+    assert any(message in error for error in field_errors(response)), field_errors(response)
+    assert Need.objects.count() == 0
+
+
+def test_need_of_another_case_is_404(client, login, referent, site):
+    mine = CaseFactory(site=site, referent=referent, enrolled=True)
+    foreign_need = NeedFactory()
+    response = login(client, referent).get(
+        reverse("need_edit", kwargs={"public_id": mine.public_id, "need_id": foreign_need.pk})
+    )
+    assert response.status_code == 404
+
+
+# --- Company and toolbox -------------------------------------------------------------------------
+
+
+def test_company_page_lists_only_visible_cases(client, login, referent, site, other_site, other_referent):
+    company = CompanyFactory(territory=site.territory)
+    CaseFactory(company=company, site=site, referent=referent)
+    CaseFactory(company=company, site=other_site, referent=other_referent, closed=True)
+    html = (
+        login(client, referent)
+        .get(reverse("company_detail", kwargs={"public_id": company.public_id}))
+        .content
+    )
+    html = html.decode()
+    assert company.name in html
+    assert site.name in html and other_site.name not in html
+
+
+def test_toolbox_filters_by_territory_and_category(client, login, referent, site, other_site):
+    ToolboxServiceFactory(name="Job dating Ancenis", territories=[site.territory])
+    ToolboxServiceFactory(name="Navette Saumur", category="mobility", territories=[other_site.territory])
+    login(client, referent)
+    html = client.get(reverse("toolbox"), {"territory": site.territory.pk}).content.decode()
+    assert "Job dating Ancenis" in html and "Navette Saumur" not in html
+    html = client.get(reverse("toolbox"), {"category": "mobility"}).content.decode()
+    assert "Navette Saumur" in html and "Job dating Ancenis" not in html
+
+
+def test_toolbox_query_count_is_constant(client, login, referent, site):
+    login(client, referent)
+    ToolboxServiceFactory.create_batch(3, territories=[site.territory])
+    few = count_queries(client, reverse("toolbox"))
+    ToolboxServiceFactory.create_batch(25, territories=[site.territory])
+    assert count_queries(client, reverse("toolbox")) == few
+
+
+def test_admin_manages_reference_data(client, login, admin_user):
+    login(client, admin_user)
+    for name in ("casework_pilotsite", "casework_organisation", "casework_toolboxservice", "casework_user"):
+        assert client.get(reverse(f"admin:{name}_changelist")).status_code == 200
+
+
+def test_second_animator_sees_site_cases(client, login, site, case):
+    second = SiteAnimatorFactory(site=site, role="dtoe").user
+    assert (
+        login(client, second).get(reverse("case_detail", kwargs={"public_id": case.public_id})).status_code
+        == 200
+    )
