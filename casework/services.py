@@ -122,14 +122,6 @@ def case_propose(
                     territory_id=company.territory_id,
                     created_by=actor,
                 )
-                if (
-                    record.territory_id
-                    and not site.department.territories.filter(pk=record.territory_id).exists()
-                ):
-                    raise BusinessRuleError(
-                        _("The company's territory must be in the department of the site %(site)s.")
-                        % {"site": site}
-                    )
                 try:
                     record.full_clean()
                 except ValidationError as error:
@@ -147,6 +139,12 @@ def case_propose(
                     except ValidationError as error:
                         raise BusinessRuleError(_first_message(error)) from None
                     contact.save()
+            # A company (new or already known) is enrolled on a site of its own department.
+            if record.territory.department_id != site.department_id:
+                raise BusinessRuleError(
+                    _("The company's territory must be in the department of the site %(site)s.")
+                    % {"site": site}
+                )
             now = timezone.now()
             case = Case(
                 company=record,

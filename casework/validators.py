@@ -17,6 +17,12 @@ def normalise_siret(value: str) -> str:
     (SIREN 356 000 000, whose establishments use a different checksum).
     """
     raw = (value or "").strip()
+    if not stdnum_siret.compact(raw):
+        raise ValidationError(
+            _("A SIRET number has exactly 14 digits (you typed %(count)s)."),
+            code="siret_length",
+            params={"count": 0},
+        )
     try:
         return stdnum_siret.validate(raw)
     except stdnum_exceptions.InvalidLength:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on", "oui"}
-_FALSE = {"0", "false", "no", "off", "non", ""}
+_FALSE = {"0", "false", "no", "off", "non"}
 
 
 def _raw(name: str) -> str | None:
@@ -40,7 +40,7 @@ def env_str(name: str, default: str | None = None, *, required: bool = False) ->
 
 def env_bool(name: str, default: bool = False) -> bool:
     value = _raw(name)
-    if value is None:
+    if value is None or value == "":
         return default
     lowered = value.lower()
     if lowered in _TRUE:

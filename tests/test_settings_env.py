@@ -1,0 +1,218 @@
+"""Strict parsing of environment variables (config/env.py) and start-up failures of the settings."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_choice, env_int, env_list, env_str, env_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+NAME = "TDS_TEST_VARIABLE"
+
+
+def refused(function, value, monkeypatch, *args, **kwargs) -> str:
+    monkeypatch.setenv(NAME, value)
+    with pytest.raises(ImproperlyConfigured) as info:
+        function(NAME, *args, **kwargs)
+    message = str(info.value)
+    assert NAME in message
+    return message
+
+
+@pytest.fixture(autouse=True)
+def _unset(monkeypatch):
+    monkeypatch.delenv(NAME, raising=False)
+
+
+# --- env_bool -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["1", "true", "True", "YES", "yes", " on "])
+def test_env_bool_true(monkeypatch, value):
+    monkeypatch.setenv(NAME, value)
+    assert env_bool(NAME, default=False) is True
+
+
+@pytest.mark.parametrize("value", ["0", "false", "FALSE", "no", "off"])
+def test_env_bool_false(monkeypatch, value):
+    monkeypatch.setenv(NAME, value)
+    assert env_bool(NAME, default=True) is False
+
+
+@pytest.mark.parametrize("default", [True, False])
+def test_env_bool_unset_gives_the_default(default):
+    assert env_bool(NAME, default=default) is default
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "vrai", "y e s"])
+def test_env_bool_refuses_anything_else(monkeypatch, value):
+    assert value in refused(env_bool, value, monkeypatch)
+
+
+# --- env_int --------------------------------------------------------------------------------------
+
+
+def test_env_int(monkeypatch):
+    assert env_int(NAME, 25) == 25
+    monkeypatch.setenv(NAME, "")
+    assert env_int(NAME, 25) == 25
+    monkeypatch.setenv(NAME, " 42 ")
+    assert env_int(NAME, 25, minimum=1, maximum=100) == 42
+
+
+@pytest.mark.parametrize("value", ["abc", "4.5", "12px"])
+def test_env_int_refuses_non_integers(monkeypatch, value):
+    refused(env_int, value, monkeypatch, 25)
+
+
+@pytest.mark.parametrize("value", ["0", "101", "-5"])
+def test_env_int_refuses_out_of_range(monkeypatch, value):
+    refused(env_int, value, monkeypatch, 25, minimum=1, maximum=100)
+
+
+@pytest.mark.parametrize("value", ["1", "100"])
+def test_env_int_accepts_the_bounds(monkeypatch, value):
+    monkeypatch.setenv(NAME, value)
+    assert env_int(NAME, 25, minimum=1, maximum=100) == int(value)
+
+
+# --- env_url --------------------------------------------------------------------------------------
+
+SCHEMES = ("postgres", "postgresql", "sqlite")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "postgres://postgres@127.0.0.1:5432/territoires",
+        "postgresql://user:secret@db.example.org/tds",
+        "sqlite:////tmp/tds.sqlite3",
+    ],
+)
+def test_env_url_accepts_well_formed_urls(monkeypatch, value):
+    monkeypatch.setenv(NAME, value)
+    assert env_url(NAME, SCHEMES) == value
+
+
+def test_env_url_unset_is_none():
+    assert env_url(NAME, SCHEMES) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "mysql://x",
+        "not a url",
+        "postgres://db.example.org:port/tds",
+        "postgres://db:99999999999/tds",
+        "postgres://",
+    ],
+)
+def test_env_url_refuses_malformed_urls(monkeypatch, value):
+    refused(env_url, value, monkeypatch, SCHEMES)
+
+
+# --- env_list, env_choice, env_str ----------------------------------------------------------------
+
+
+def test_env_list(monkeypatch):
+    assert env_list(NAME, ["localhost"]) == ["localhost"]
+    monkeypatch.setenv(NAME, "tds.example.org, www.tds.example.org")
+    assert env_list(NAME, []) == ["tds.example.org", "www.tds.example.org"]
+
+
+@pytest.mark.parametrize("value", ["a,,b", "a,b,", ",a", "a, ,b"])
+def test_env_list_refuses_empty_items(monkeypatch, value):
+    refused(env_list, value, monkeypatch, [])
+
+
+def test_env_choice(monkeypatch):
+    assert env_choice(NAME, "demo", ("demo", "production")) == "demo"
+    monkeypatch.setenv(NAME, "production")
+    assert env_choice(NAME, "demo", ("demo", "production")) == "production"
+
+
+@pytest.mark.parametrize("value", ["staging", "prod", "Production"])
+def test_env_choice_refuses_unknown_values(monkeypatch, value):
+    message = refused(env_choice, value, monkeypatch, "demo", ("demo", "production"))
+    assert "production" in message
+
+
+def test_env_str_required(monkeypatch):
+    with pytest.raises(ImproperlyConfigured) as info:
+        env_str(NAME, required=True)
+    assert NAME in str(info.value)
+    monkeypatch.setenv(NAME, "  value  ")
+    assert env_str(NAME, required=True) == "value"
+
+
+# --- Start-up of the settings (subprocess) --------------------------------------------------------
+
+SETTINGS_VARIABLES = (
+    "DJANGO_ENV",
+    "DJANGO_DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "DATABASE_URL",
+    "SQLITE_PATH",
+    "REDIS_URL",
+    "EMAIL_MODE",
+    "EMAIL_PORT",
+    "LOG_LEVEL",
+    "SESSION_COOKIE_AGE",
+    "CASE_LIST_PAGE_SIZE",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+)
+
+
+def start_django(tmp_path, **variables) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in SETTINGS_VARIABLES}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", VAR_DIR=str(tmp_path / "var"), **variables)
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_starts_when_configured(tmp_path):
+    """The control of the tests below: the same start-up succeeds with a valid configuration."""
+    result = start_django(
+        tmp_path, DJANGO_ENV="production", SECRET_KEY="x" * 50, ALLOWED_HOSTS="tds.example.org"
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_production_without_secret_key_does_not_start(tmp_path):
+    result = start_django(tmp_path, DJANGO_ENV="production", ALLOWED_HOSTS="tds.example.org")
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+    assert not (tmp_path / "var" / "secret_key").exists()
+
+
+def test_malformed_debug_flag_does_not_start(tmp_path):
+    result = start_django(tmp_path, DJANGO_DEBUG="maybe")
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG" in result.stderr
+
+
+def test_unsupported_database_url_does_not_start(tmp_path):
+    result = start_django(tmp_path, DATABASE_URL="mysql://x")
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stderr
+
+
+@pytest.mark.parametrize("default", [True, False])
+def test_env_bool_empty_gives_the_default(monkeypatch, default):
+    """`SECURE_SSL_REDIRECT=` (empty) must not silently switch a protection off."""
+    monkeypatch.setenv(NAME, "")
+    assert env_bool(NAME, default=default) is default
