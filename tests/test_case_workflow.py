@@ -713,7 +713,9 @@ def test_known_company_of_another_department_is_refused(site, other_site, refere
     known = CaseFactory(site=other_site, closed=True)
     before = counts()
     with pytest.raises(BusinessRuleError):
-        propose(referent, site, referent_organisation, company_data(site.territory, siret=known.company.siret))
+        propose(
+            referent, site, referent_organisation, company_data(site.territory, siret=known.company.siret)
+        )
     assert counts() == before
 
 
