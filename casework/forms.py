@@ -12,6 +12,10 @@ from casework.enums import CaseOutcome, CaseState, SizeBand, ToolboxCategory
 from casework.models import Need, Organisation, PilotSite, Territory
 from casework.validators import normalise_naf, normalise_siret
 
+# django-dsfr marks optional fields with this string and ships no French for it: declared here
+# so that it enters our catalogue (« (facultatif) »).
+DSFR_OPTIONAL_MARK = _("(Optional)")
+
 
 class DsfrModelForm(forms.ModelForm):
     template_name = "dsfr/form_snippet.html"

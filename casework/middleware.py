@@ -1,5 +1,8 @@
+from django.conf import settings
+from django.middleware.locale import LocaleMiddleware
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import translation
 
 
 class CharterMiddleware:
@@ -24,3 +27,16 @@ class CharterMiddleware:
         if request.path.startswith("/static/"):
             return None
         return redirect(f"{reverse('charter')}?next={request.get_full_path()}")
+
+
+class FrenchFirstLocaleMiddleware(LocaleMiddleware):
+    """The interface speaks French unless the user chose another language with the language
+    switch (cookie set by `set_language`); the browser's Accept-Language is not followed, so a
+    French adviser on an English-configured computer still gets French."""
+
+    def process_request(self, request):
+        chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+        supported = {code for code, _name in settings.LANGUAGES}
+        language = chosen if chosen in supported else settings.LANGUAGE_CODE
+        translation.activate(language)
+        request.LANGUAGE_CODE = translation.get_language()

@@ -522,3 +522,8 @@ def test_second_animator_sees_site_cases(client, login, site, case):
         login(client, second).get(reverse("case_detail", kwargs={"public_id": case.public_id})).status_code
         == 200
     )
+
+
+def test_french_even_when_the_browser_asks_for_english(client):
+    response = client.get(reverse("login"), HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9")
+    assert "Se connecter" in response.content.decode()
