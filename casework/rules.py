@@ -128,18 +128,28 @@ def can_propose_cases(user) -> bool:
     return user_roles(user).is_referent
 
 
-def sites_open_to_referent_q(user) -> Q:
-    """Pilot sites where a referent may propose a company: those in a territory or department
-    served by one of their referent organisations (an organisation with no territory listed,
-    such as a regional OPCO, serves every site)."""
+def sites_served_by_q(organisation_ids) -> Q:
+    """Pilot sites served by one of these organisations: a site is served when the organisation
+    serves a territory of the site's department or belongs to that department (a pilot site is an
+    employment area that may straddle territories); an organisation with no territory listed,
+    such as a regional OPCO, serves every site."""
     from casework.models import Organisation
 
-    org_ids = user_roles(user).referent_organisation_ids
-    if not org_ids:
+    if not organisation_ids:
         return NOTHING
-    if Organisation.objects.filter(pk__in=org_ids, territories__isnull=True).exists():
+    if Organisation.objects.filter(
+        pk__in=organisation_ids, territories__isnull=True, department__isnull=True
+    ).exists():
         return Q()
-    return Q(territory__organisations__in=org_ids) | Q(department__territories__organisations__in=org_ids)
+    return Q(department__territories__organisations__in=organisation_ids) | Q(
+        department__organisations__in=organisation_ids
+    )
+
+
+def sites_open_to_referent_q(user) -> Q:
+    """Pilot sites where a referent may propose a company: those served by one of the
+    organisations they may act as referent for."""
+    return sites_served_by_q(user_roles(user).referent_organisation_ids)
 
 
 # --- Transition conditions, each with the French reason shown when it fails ---------------------

@@ -96,8 +96,10 @@ def case_propose(
     roles = rules.user_roles(actor)
     if referent_organisation.pk not in roles.referent_organisation_ids:
         raise NotAllowedError(_("You cannot act as referent for %(org)s.") % {"org": referent_organisation})
-    if not PilotSite.objects.filter(rules.sites_open_to_referent_q(actor), pk=site.pk).exists():
-        raise NotAllowedError(_("Your organisations do not cover the site %(site)s.") % {"site": site})
+    if not PilotSite.objects.filter(rules.sites_served_by_q([referent_organisation.pk]), pk=site.pk).exists():
+        raise NotAllowedError(
+            _("%(org)s does not serve the site %(site)s.") % {"org": referent_organisation, "site": site}
+        )
     try:
         siret = normalise_siret(company.siret)
         naf = normalise_naf(company.naf_code)

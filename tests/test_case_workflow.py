@@ -700,6 +700,30 @@ def test_referent_whose_organisations_do_not_serve_the_site_cannot_propose(site,
     assert counts() == before
 
 
+def test_referent_cannot_propose_for_their_organisation_that_does_not_serve_the_site(
+    site, other_site, referent, referent_organisation
+):
+    """Site coverage is checked for the organisation the referent acts for, not for any of theirs."""
+    elsewhere = OrganisationFactory(territories=[other_site.territory])
+    MembershipFactory(user=referent, organisation=elsewhere, can_be_referent=True)
+    rules.forget_roles(referent)
+    before = counts()
+    with pytest.raises(NotAllowedError):
+        propose(referent, site, elsewhere, company_data(site.territory))
+    assert counts() == before
+    assert propose(referent, site, referent_organisation, company_data(site.territory)).pk
+
+
+def test_organisation_of_the_department_serves_its_sites(site, referent):
+    departmental = OrganisationFactory(department=site.department)
+    MembershipFactory(user=referent, organisation=departmental, can_be_referent=True)
+    rules.forget_roles(referent)
+    assert (
+        propose(referent, site, departmental, company_data(site.territory)).referent_organisation
+        == departmental
+    )
+
+
 def test_company_territory_must_be_in_the_site_department(site, other_site, referent, referent_organisation):
     before = counts()
     with pytest.raises(BusinessRuleError):
