@@ -50,10 +50,8 @@ $(STAMP):
 
 demo: install ## Lance la démonstration sur http://127.0.0.1:8000 (SQLite sous var/, comptes affichés)
 	$(MANAGE) migrate --noinput
+	@# seed_demo ends with the table of demo accounts and their password.
 	$(MANAGE) seed_demo
-	@echo ""
-	@echo "Comptes de démonstration (mot de passe : Territoires-2026) :"
-	@$(MANAGE) seed_demo --accounts-only
 	@echo ""
 	@echo "============================================================"
 	@echo "  Territoires de solutions est disponible sur :"
