@@ -30,7 +30,10 @@ def case_list(*, user: User, site: PilotSite | None = None, state: str = "", que
 
 
 def case_get(*, user: User, public_id) -> Case:
-    return get_object_or_404(Case.objects.visible_to(user).with_list_data(), public_id=public_id)
+    return get_object_or_404(
+        Case.objects.visible_to(user).with_list_data().select_related("consent_recorded_by"),
+        public_id=public_id,
+    )
 
 
 def case_detail(case: Case) -> dict:

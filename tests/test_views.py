@@ -527,3 +527,41 @@ def test_second_animator_sees_site_cases(client, login, site, case):
 def test_french_even_when_the_browser_asks_for_english(client):
     response = client.get(reverse("login"), HTTP_ACCEPT_LANGUAGE="en-US,en;q=0.9")
     assert "Se connecter" in response.content.decode()
+
+
+# --- Query counts of every page, pinned ------------------------------------------------------------
+# A change in one of these numbers is a decision: either an accepted cost (update the number) or a
+# regression (an N+1 or a forgotten select_related). The "constant" tests above check that list
+# pages do not grow with the data.
+
+PAGE_QUERIES = {
+    # Every page: session, user, and the user's roles (memberships, animated sites, observed
+    # territories): 5 queries. Then the page's own reads.
+    "home": 7,  # + my open cases, my counts by state
+    "charter": 5,
+    "case_list": 8,  # + sites for the filter, count, page
+    "case_propose": 11,  # + site coverage, sites and organisations (form and initial values), territories
+    "case_detail": 11,  # + case, needs, interventions, history, contacts, "has needs" guard
+    "need_create": 6,  # + case
+    "need_edit": 8,  # + case, need, need for the form
+    "company_detail": 8,  # + company, its visible cases, contacts
+    "toolbox": 9,  # + count, page, territories served, territories and categories of the filter
+}
+
+
+@pytest.mark.parametrize("url_name", sorted(PAGE_QUERIES))
+def test_page_query_count(client, login, referent, site, url_name, django_assert_num_queries):
+    case = CaseFactory(site=site, referent=referent, enrolled=True)
+    need = NeedFactory(case=case, created_by=referent)
+    InterventionFactory(case=case)
+    ToolboxServiceFactory(territories=[site.territory])
+    kwargs = {
+        "case_detail": {"public_id": case.public_id},
+        "need_create": {"public_id": case.public_id},
+        "need_edit": {"public_id": case.public_id, "need_id": need.pk},
+        "company_detail": {"public_id": case.company.public_id},
+    }.get(url_name)
+    login(client, referent)
+    with django_assert_num_queries(PAGE_QUERIES[url_name]):
+        response = client.get(reverse(url_name, kwargs=kwargs))
+    assert response.status_code == 200
