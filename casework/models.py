@@ -485,6 +485,14 @@ class Intervention(models.Model):
     """A planned and traced action of a partner for a company (meeting, job dating, visit...)."""
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="interventions")
+    service_request = models.ForeignKey(
+        "workflows.ServiceRequest",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="interventions",
+        verbose_name=_("service request"),
+    )
     kind = models.CharField(_("kind"), max_length=30, choices=InterventionKind.choices)
     planned_on = models.DateField(_("planned on"))
     owner_organisation = models.ForeignKey(

@@ -84,7 +84,19 @@ def case_visibility_q(user) -> Q:
     visible = Q(referent_id=user.pk)
     if roles.animated_site_ids:
         visible |= Q(site_id__in=roles.animated_site_ids)
+    for extra in _CASE_VISIBILITY_EXTENSIONS:
+        visible |= extra(user, roles)
     return visible
+
+
+# Packages built on casework (workflows) add who else sees a case, e.g. the partner organisations
+# a request was routed to. Each extension is `f(user, roles) -> Q` over Case.
+_CASE_VISIBILITY_EXTENSIONS = []
+
+
+def extend_case_visibility(extension) -> None:
+    if extension not in _CASE_VISIBILITY_EXTENSIONS:
+        _CASE_VISIBILITY_EXTENSIONS.append(extension)
 
 
 def company_visibility_q(user) -> Q:

@@ -252,11 +252,16 @@ def case_transition(
     return case
 
 
-def _check_need_values(need: Need) -> None:
+def validate_model(instance, *, exclude=()) -> None:
+    """Run the model's validation; its first messages become a BusinessRuleError."""
     try:
-        need.full_clean(exclude=["case", "created_by"])
+        instance.full_clean(exclude=list(exclude))
     except ValidationError as error:
         raise BusinessRuleError(_first_message(error)) from None
+
+
+def _check_need_values(need: Need) -> None:
+    validate_model(need, exclude=["case", "created_by"])
 
 
 @transaction.atomic

@@ -1,0 +1,39 @@
+"""The one entry point through which services tell users that something happened.
+
+`notify()` writes one row per recipient inside the caller's transaction. Recipients are given by
+the calling service, computed on the server from current rights, never taken from client input.
+The live delivery after commit is added by the notifications issue."""
+
+from django.utils import translation
+
+from notifications.models import Notification
+
+
+def notify(
+    *, event_type: str, recipients, message, params=None, actor=None, case=None, service_request=None
+) -> list[Notification]:
+    """Record `message` (a gettext_lazy string with %(name)s placeholders filled from `params`),
+    rendered in French, the users' language, for each distinct active recipient but the actor."""
+    with translation.override("fr"):
+        rendered = str(message) % (params or {})
+    seen, rows = set(), []
+    for user in recipients:
+        if (
+            user is None
+            or user.pk in seen
+            or (actor is not None and user.pk == actor.pk)
+            or not user.is_active
+        ):
+            continue
+        seen.add(user.pk)
+        rows.append(
+            Notification(
+                recipient=user,
+                event_type=event_type,
+                actor=actor,
+                case=case,
+                service_request=service_request,
+                text=rendered,
+            )
+        )
+    return Notification.objects.bulk_create(rows)

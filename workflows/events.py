@@ -1,0 +1,43 @@
+"""Timeline rows and notifications of a request, written inside the step's transaction."""
+
+from django.utils import translation
+
+from casework.models import SiteAnimator, User
+from notifications.services import notify
+from workflows.models import RequestEvent
+
+
+def record(request, kind, *, actor=None, organisation=None, text="", params=None):
+    """One timeline row. `text` may be a lazy string with %(name)s placeholders filled from
+    `params`; it is stored in French, the users' language, whatever the actor's interface."""
+    with translation.override("fr"):
+        rendered = str(text) % params if params else str(text)
+    return RequestEvent.objects.create(
+        request=request, kind=kind, actor=actor, organisation=organisation, text=rendered
+    )
+
+
+def provider_agents(organisation) -> list[User]:
+    if organisation is None:
+        return []
+    return list(
+        User.objects.filter(
+            is_active=True, memberships__organisation=organisation, memberships__is_active=True
+        ).distinct()
+    )
+
+
+def site_animators(case) -> list[User]:
+    return [a.user for a in SiteAnimator.objects.filter(site_id=case.site_id).select_related("user")]
+
+
+def tell(request, event_type, recipients, message, *, actor=None, **params):
+    notify(
+        event_type=event_type,
+        recipients=recipients,
+        message=message,
+        params={"company": request.case.company.name, **params},
+        actor=actor,
+        case=request.case,
+        service_request=request,
+    )

@@ -1,0 +1,154 @@
+"""The service request flow (django-viewflow 2.4, open-source nodes only).
+
+    start ─► route ─► routed? ──yes──► review ──accepted?──yes──► deliver ─► validate ─► validated? ─yes─► end
+                         │             │   ╰──declined──► route                      ╰──no──► deliver
+                         no            ╰─(deadline passed)─► overdue ─► dispatch
+                         ╰──────────────────────────────────────────────► dispatch ─► review
+
+Human tasks are completed only through `workflows.services`, which check the acting user's rights
+on the server: viewflow's own permissions are queries, not gates, and its views are not mounted.
+Each human node still requires a permission nobody is granted, so that nothing of viewflow's own
+could hand a task to "anyone"."""
+
+from django.http import HttpResponseNotFound
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from viewflow import this
+from viewflow.workflow import act, flow, lock
+
+from workflows import events, routing
+from workflows.business_days import add_business_days
+from workflows.models import EventKind, RequestStatus, ServiceRequest
+
+NOBODY = "workflows.manage_servicerequest"  # no user holds it: tasks move through our services only
+
+
+def not_mounted(request, **kwargs):  # pragma: no cover - viewflow's views are not routed
+    return HttpResponseNotFound()
+
+
+class ServiceRequestFlow(flow.Flow):
+    """A request of a case into the shared toolbox, routed to a partner organisation."""
+
+    process_class = ServiceRequest
+    lock_impl = lock.select_for_update_lock
+
+    start = flow.StartHandle(this.start_request).Next(this.route)
+
+    route = flow.Function(this.route_request).Next(this.check_routed)
+
+    check_routed = (
+        flow.If(lambda activation: activation.process.provider_id is not None)
+        .Then(this.review)
+        .Else(this.dispatch)
+    )
+
+    review = (
+        flow.View(not_mounted)
+        .Annotation(title=_("Accept or decline the request"))
+        .Permission(NOBODY)
+        .OnTimeout(this.response_deadline, this.overdue)
+        .Next(this.check_answer)
+    )
+
+    check_answer = flow.If(act.process.accepted_by_id).Then(this.deliver).Else(this.route)
+
+    overdue = flow.Function(this.mark_overdue).Next(this.dispatch)
+
+    dispatch = (
+        flow.View(not_mounted)
+        .Annotation(title=_("Choose a partner for the request"))
+        .Permission(NOBODY)
+        .Next(this.review)
+    )
+
+    deliver = (
+        flow.View(not_mounted)
+        .Annotation(title=_("Deliver the request"))
+        .Assign(lambda activation: activation.process.accepted_by)
+        .Next(this.validate)
+    )
+
+    validate = (
+        flow.View(not_mounted)
+        .Annotation(title=_("Validate the delivery"))
+        .Assign(lambda activation: activation.process.case.referent)
+        .Next(this.check_validated)
+    )
+
+    check_validated = flow.If(act.process.validated_at).Then(this.end).Else(this.deliver)
+
+    end = flow.End()
+
+    # --- callbacks -------------------------------------------------------------------------
+
+    def start_request(self, activation, request: ServiceRequest):
+        """`request` is an unsaved ServiceRequest built by services.request_open."""
+        activation.process = request
+        request.stage = RequestStatus.UNROUTABLE  # until `route` runs, in this same transaction
+        request.flow_class = self.__class__
+        request.save()
+        activation.task.process = request
+        return request
+
+    def route_request(self, activation, **kwargs):
+        request = activation.process
+        preferred = request.data.pop("preferred_provider", None) if request.data else None
+        provider = routing.choose_provider(request, preferred_id=preferred)
+        now = timezone.now()
+        if provider is None:
+            request.provider = None
+            request.stage = RequestStatus.UNROUTABLE
+            request.deadline = None
+            request.save()
+            events.record(request, EventKind.UNROUTABLE)
+            events.tell(
+                request,
+                "request_unroutable",
+                events.site_animators(request.case),
+                _("No partner can take the %(category)s request of %(company)s: choose one."),
+                category=request.category_label,
+            )
+            return
+        self.route_to(request, provider, now)
+
+    @staticmethod
+    def route_to(request, provider, now, actor=None):
+        request.provider = provider
+        request.stage = RequestStatus.WAITING
+        request.routed_at = now
+        request.deadline = add_business_days(now, routing.response_days(request, provider))
+        request.save()
+        events.record(request, EventKind.ROUTED, actor=actor, organisation=provider)
+        events.tell(
+            request,
+            "request_routed",
+            events.provider_agents(provider),
+            _("New %(category)s request for %(company)s in your organisation's queue."),
+            actor=actor,
+            category=request.category_label,
+        )
+
+    def response_deadline(self, activation):
+        return activation.process.deadline
+
+    def mark_overdue(self, activation, **kwargs):
+        request = activation.process
+        request.overdue = True
+        request.stage = RequestStatus.UNROUTABLE
+        request.save(update_fields=["overdue", "stage"])
+        events.record(request, EventKind.OVERDUE, organisation=request.provider)
+        events.tell(
+            request,
+            "request_overdue",
+            [
+                request.case.referent,
+                *events.provider_agents(request.provider),
+                *events.site_animators(request.case),
+            ],
+            _(
+                "The %(category)s request for %(company)s was not accepted in time: "
+                "the animators will reassign it."
+            ),
+            category=request.category_label,
+        )

@@ -1,0 +1,554 @@
+"""Every write of the service request flow: an explicit acting user, one transaction each, the
+user's rights checked again on the server before viewflow moves a task (viewflow's own
+permissions are queries, not gates)."""
+
+from datetime import date
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from viewflow.workflow.exceptions import FlowLockFailed
+from viewflow.workflow.models import Task
+from viewflow.workflow.status import STATUS
+
+from casework import rules
+from casework import services as case_services
+from casework.enums import CaseState, InterventionKind, InterventionStatus, NeedStatus, ToolboxCategory
+from casework.exceptions import BusinessRuleError, NotAllowedError, StaleStateError
+from casework.models import Case, Intervention, Need, Organisation, ToolboxService, User
+from workflows import events
+from workflows.flows import ServiceRequestFlow
+from workflows.models import DeclineReason, EventKind, RequestDecline, RequestStatus, ServiceRequest
+
+OPENABLE_CASE_STATES = (CaseState.DIAGNOSED, CaseState.ACTIVE)
+FLOW = ServiceRequestFlow
+
+
+class TaskTakenError(StaleStateError):
+    """Another user claimed the task first."""
+
+
+def _flow_lock_failed():
+    return StaleStateError(_("Someone else is working on this request right now. Try again in a moment."))
+
+
+def _member_of(user: User, organisation_id: int | None) -> bool:
+    return organisation_id is not None and organisation_id in rules.user_roles(user).organisation_ids
+
+
+def _check_open(task: Task):
+    if task.status in (STATUS.DONE, STATUS.CANCELED, STATUS.REVIVED):
+        raise StaleStateError(
+            _("This task is closed: the request was answered, reassigned or cancelled in the meantime.")
+        )
+
+
+# --- Opening ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def request_open(
+    *,
+    actor: User,
+    case: Case,
+    need: Need,
+    brief: str,
+    service: ToolboxService | None = None,
+    category: str = "",
+    desired_date: date | None = None,
+) -> ServiceRequest:
+    """The referent turns a need into a request: for a precise toolbox service or a category."""
+    case = Case.objects.select_for_update().select_related("company", "site").get(pk=case.pk)
+    if not rules.is_case_referent(case, actor):
+        raise NotAllowedError(_("Only the referent of the case opens requests."))
+    if case.state not in OPENABLE_CASE_STATES:
+        raise BusinessRuleError(
+            _("Requests are opened once the needs are diagnosed (the case is “%(state)s”).")
+            % {"state": case.get_state_display()}
+        )
+    if need.case_id != case.pk or need.status not in (NeedStatus.OPEN, NeedStatus.IN_PROGRESS):
+        raise BusinessRuleError(_("Choose an open need of this company."))
+    brief = (brief or "").strip()
+    if not brief:
+        raise BusinessRuleError(_("Describe what you expect from the partner."))
+    if service is not None:
+        if not service.is_active or not service.territories.filter(pk=case.company.territory_id).exists():
+            raise BusinessRuleError(_("This service is not offered in the company's territory."))
+        category = service.category
+    elif category not in ToolboxCategory.values:
+        raise BusinessRuleError(_("Choose a toolbox service or a category."))
+
+    request = ServiceRequest(
+        case=case,
+        need=need,
+        service=service,
+        category=category,
+        brief=brief,
+        desired_date=desired_date,
+        opened_by=actor,
+    )
+    request = FLOW.start.run(request=request)
+    events.record(request, EventKind.OPENED, actor=actor)
+    if need.status == NeedStatus.OPEN:
+        Need.objects.filter(pk=need.pk).update(status=NeedStatus.IN_PROGRESS, updated_at=timezone.now())
+    if case.state == CaseState.DIAGNOSED:
+        case_services.case_transition(actor=actor, case=case, name="activate", expected_state=case.state)
+    else:
+        Case.objects.filter(pk=case.pk).update(last_activity_at=timezone.now())
+    return ServiceRequest.objects.get(pk=request.pk)
+
+
+# --- Claiming ---------------------------------------------------------------------------------
+
+
+def _may_handle(task: Task, request: ServiceRequest, user: User) -> bool:
+    """Who may take a queued task: the provider's agents for a review, the site's animators for a
+    dispatch."""
+    if task.flow_task == FLOW.review:
+        return _member_of(user, request.provider_id)
+    if task.flow_task == FLOW.dispatch:
+        return rules.is_site_animator(request.case.site_id, user)
+    return False
+
+
+@transaction.atomic
+def task_claim(*, actor: User, task_id: int) -> Task:
+    """Take a task of a queue. When two users claim at once, the flow lock serialises them:
+    exactly one wins and the other is told who took it."""
+    task = _task(task_id, FLOW.review, FLOW.dispatch)
+    try:
+        with task.activation() as activation:
+            request = activation.process
+            if not _may_handle(task, request, actor):
+                raise NotAllowedError(_("This task is not for you."))
+            _check_open(task)
+            if task.status == STATUS.ASSIGNED:
+                if task.owner_id == actor.pk:
+                    raise TaskTakenError(_("You already took this task."))
+                raise TaskTakenError(
+                    _("%(user)s took this task first.") % {"user": task.owner.get_full_name() or task.owner}
+                )
+            activation.assign(actor)
+            if task.flow_task == FLOW.review:
+                request.stage = RequestStatus.CLAIMED
+                request.save(update_fields=["stage"])
+                events.record(request, EventKind.CLAIMED, actor=actor, organisation=request.provider)
+                events.tell(
+                    request,
+                    "request_claimed",
+                    [request.case.referent],
+                    gettext_lazy(
+                        "%(agent)s (%(organisation)s) took the %(category)s request of %(company)s."
+                    ),
+                    actor=actor,
+                    agent=actor,
+                    organisation=request.provider,
+                    category=request.category_label,
+                )
+            return task
+    except FlowLockFailed:
+        raise _flow_lock_failed() from None
+
+
+@transaction.atomic
+def task_release(*, actor: User, task_id: int) -> Task:
+    """Put a task one took back into the queue."""
+    task = _task(task_id, FLOW.review, FLOW.dispatch)
+    with task.activation() as activation:
+        _check_open(task)
+        if task.owner_id != actor.pk or task.status != STATUS.ASSIGNED:
+            raise NotAllowedError(_("Only the person who took this task can release it."))
+        activation.unassign()
+        request = activation.process
+        if task.flow_task == FLOW.review:
+            request.stage = RequestStatus.WAITING
+            request.save(update_fields=["stage"])
+            events.record(request, EventKind.RELEASED, actor=actor, organisation=request.provider)
+        return task
+
+
+def _task(task_id: int, *nodes) -> Task:
+    """The human task `task_id` of one of these nodes (unlocked: lock it with task.activation())."""
+    task = Task.objects.filter(pk=task_id, flow_task__in=nodes).select_related("owner").first()
+    if task is None:
+        raise StaleStateError(_("This task does not exist any more."))
+    return task
+
+
+def _execute(activation):
+    """Complete a human task and let the flow move on (viewflow: ASSIGNED -> STARTED -> DONE)."""
+    activation.start(None)
+    activation.execute()
+
+
+# --- Answering ---------------------------------------------------------------------------------
+
+
+def _answerable(activation, actor: User) -> ServiceRequest:
+    task = activation.task
+    _check_open(task)
+    request = activation.process
+    if not _member_of(actor, request.provider_id):
+        raise NotAllowedError(_("This task is not for you."))
+    if task.status != STATUS.ASSIGNED or task.owner_id != actor.pk:
+        if task.status == STATUS.ASSIGNED:
+            raise TaskTakenError(
+                _("%(user)s took this task: only they can answer.")
+                % {"user": task.owner.get_full_name() or task.owner}
+            )
+        raise StaleStateError(_("Take the task first, then answer."))
+    return request
+
+
+@transaction.atomic
+def request_accept(*, actor: User, task_id: int) -> ServiceRequest:
+    task = _task(task_id, FLOW.review)
+    try:
+        with task.activation() as activation:
+            request = _answerable(activation, actor)
+            now = timezone.now()
+            request.accepted_by = actor
+            request.accepted_at = now
+            request.stage = RequestStatus.ACCEPTED
+            request.overdue = False
+            request.save(update_fields=["accepted_by", "accepted_at", "stage", "overdue"])
+            events.record(request, EventKind.ACCEPTED, actor=actor, organisation=request.provider)
+            events.tell(
+                request,
+                "request_accepted",
+                [request.case.referent],
+                gettext_lazy("%(organisation)s accepted the %(category)s request of %(company)s."),
+                actor=actor,
+                organisation=request.provider,
+                category=request.category_label,
+            )
+            _execute(activation)
+            Case.objects.filter(pk=request.case_id).update(last_activity_at=now)
+            return request
+    except FlowLockFailed:
+        raise _flow_lock_failed() from None
+
+
+@transaction.atomic
+def request_decline(
+    *,
+    actor: User,
+    task_id: int,
+    reason: str,
+    reason_text: str = "",
+    suggested_organisation: Organisation | None = None,
+) -> ServiceRequest:
+    """Decline with a reason: routing then skips this organisation, prefers the suggested one if it
+    offers the category in the company's territory, else goes to the next provider."""
+    if reason not in DeclineReason.values:
+        raise BusinessRuleError(_("Choose the reason of the decline."))
+    reason_text = (reason_text or "").strip()
+    if reason == DeclineReason.OTHER and not reason_text:
+        raise BusinessRuleError(_("Explain the reason of the decline."))
+    task = _task(task_id, FLOW.review)
+    try:
+        with task.activation() as activation:
+            request = _answerable(activation, actor)
+            if suggested_organisation is not None and suggested_organisation.pk == request.provider_id:
+                raise BusinessRuleError(_("Suggest another organisation than yours."))
+            RequestDecline.objects.create(
+                request=request,
+                organisation=request.provider,
+                agent=actor,
+                reason=reason,
+                reason_text=reason_text,
+                suggested_organisation=suggested_organisation,
+            )
+            label = DeclineReason(reason).label
+            events.record(
+                request,
+                EventKind.DECLINED,
+                actor=actor,
+                organisation=request.provider,
+                text=gettext_lazy("%(reason)s — %(details)s") if reason_text else label,
+                params={"reason": label, "details": reason_text} if reason_text else None,
+            )
+            events.tell(
+                request,
+                "request_declined",
+                [request.case.referent],
+                gettext_lazy(
+                    "%(organisation)s declined the %(category)s request of %(company)s: %(reason)s."
+                ),
+                actor=actor,
+                organisation=request.provider,
+                category=request.category_label,
+                reason=label,
+            )
+            if suggested_organisation is not None:
+                request.data = {**(request.data or {}), "preferred_provider": suggested_organisation.pk}
+                request.save(update_fields=["data"])
+            _execute(activation)  # -> route: next provider, or the animators
+            Case.objects.filter(pk=request.case_id).update(last_activity_at=timezone.now())
+            return ServiceRequest.objects.get(pk=request.pk)
+    except FlowLockFailed:
+        raise _flow_lock_failed() from None
+
+
+@transaction.atomic
+def request_dispatch(*, actor: User, task_id: int, provider: Organisation) -> ServiceRequest:
+    """The animators give an unroutable or overdue request to a partner by hand."""
+    task = _task(task_id, FLOW.dispatch)
+    try:
+        with task.activation() as activation:
+            _check_open(task)
+            request = activation.process
+            if not rules.is_site_animator(request.case.site_id, actor):
+                raise NotAllowedError(_("Only the animators of the site choose the partner."))
+            if task.status == STATUS.NEW:
+                activation.assign(actor)
+            elif task.owner_id != actor.pk:
+                raise TaskTakenError(
+                    _("%(user)s is already handling this request.")
+                    % {"user": task.owner.get_full_name() or task.owner}
+                )
+            if not provider.is_active:
+                raise BusinessRuleError(_("This organisation is not active."))
+            now = timezone.now()
+            request.overdue = False
+            FLOW.route_to(request, provider, now, actor=actor)
+            events.record(request, EventKind.ASSIGNED, actor=actor, organisation=provider)
+            _execute(activation)  # -> review by the chosen provider, with a new deadline
+            return ServiceRequest.objects.get(pk=request.pk)
+    except FlowLockFailed:
+        raise _flow_lock_failed() from None
+
+
+# --- Delivery and validation ---------------------------------------------------------------------
+
+
+def _delivering_request(request_id: int, actor: User) -> ServiceRequest:
+    request = ServiceRequest.objects.select_for_update().select_related("case", "provider").get(pk=request_id)
+    if request.stage != RequestStatus.ACCEPTED:
+        raise StaleStateError(_("This request is not in delivery any more."))
+    if not _member_of(actor, request.provider_id):
+        raise NotAllowedError(_("Only the partner delivering this request can do this."))
+    return request
+
+
+@transaction.atomic
+def intervention_plan(
+    *, actor: User, request: ServiceRequest, kind: str, planned_on: date, notes: str = ""
+) -> Intervention:
+    request = _delivering_request(request.pk, actor)
+    intervention = Intervention(
+        case=request.case,
+        service_request=request,
+        kind=kind,
+        planned_on=planned_on,
+        owner=actor,
+        owner_organisation=request.provider,
+        notes=(notes or "").strip(),
+    )
+    case_services.validate_model(
+        intervention, exclude=["case", "service_request", "owner", "owner_organisation"]
+    )
+    intervention.save()
+    events.record(
+        request,
+        EventKind.INTERVENTION_PLANNED,
+        actor=actor,
+        organisation=request.provider,
+        text=gettext_lazy("%(kind)s on %(date)s"),
+        params={"kind": InterventionKind(kind).label, "date": f"{planned_on:%d/%m/%Y}"},
+    )
+    Case.objects.filter(pk=request.case_id).update(last_activity_at=timezone.now())
+    return intervention
+
+
+@transaction.atomic
+def intervention_record(
+    *, actor: User, intervention: Intervention, status: str, outcome: str = ""
+) -> Intervention:
+    """Record a planned intervention as done (with its outcome) or cancelled."""
+    intervention = Intervention.objects.select_for_update().get(pk=intervention.pk)
+    if intervention.service_request_id is None:
+        raise NotAllowedError(_("This intervention is not part of a request."))
+    request = _delivering_request(intervention.service_request_id, actor)
+    if intervention.status != InterventionStatus.PLANNED:
+        raise StaleStateError(_("This intervention was already recorded."))
+    if status not in (InterventionStatus.DONE, InterventionStatus.CANCELLED):
+        raise BusinessRuleError(_("Choose done or cancelled."))
+    outcome = (outcome or "").strip()
+    if status == InterventionStatus.DONE and not outcome:
+        raise BusinessRuleError(_("Describe the outcome of the intervention."))
+    intervention.status = status
+    intervention.outcome = outcome
+    intervention.save(update_fields=["status", "outcome"])
+    kind = (
+        EventKind.INTERVENTION_DONE if status == InterventionStatus.DONE else EventKind.INTERVENTION_CANCELLED
+    )
+    events.record(
+        request,
+        kind,
+        actor=actor,
+        organisation=request.provider,
+        text=gettext_lazy("%(kind)s: %(outcome)s") if outcome else InterventionKind(intervention.kind).label,
+        params={"kind": InterventionKind(intervention.kind).label, "outcome": outcome} if outcome else None,
+    )
+    Case.objects.filter(pk=request.case_id).update(last_activity_at=timezone.now())
+    return intervention
+
+
+def _count(value, label):
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BusinessRuleError(_("%(label)s: enter a whole number.") % {"label": label}) from None
+    if not 0 <= number <= 10000:
+        raise BusinessRuleError(_("%(label)s: enter a number between 0 and 10,000.") % {"label": label})
+    return number
+
+
+@transaction.atomic
+def request_deliver(
+    *, actor: User, task_id: int, result_text: str, candidates=None, hires=None, trainings=None
+) -> ServiceRequest:
+    """The partner declares the delivery done, with its result; the referent then validates."""
+    result_text = (result_text or "").strip()
+    if not result_text:
+        raise BusinessRuleError(_("Describe the result of the delivery."))
+    numbers = {
+        "result_candidates": _count(candidates, _("Candidates proposed")),
+        "result_hires": _count(hires, _("Hires")),
+        "result_trainings": _count(trainings, _("People entering training")),
+    }
+    task = _task(task_id, FLOW.deliver)
+    try:
+        with task.activation() as activation:
+            _check_open(task)
+            request = activation.process
+            if not _member_of(actor, request.provider_id):
+                raise NotAllowedError(_("Only the partner delivering this request can do this."))
+            if task.owner_id != actor.pk:
+                activation.reassign(actor)  # a colleague of the same organisation takes over
+            if request.interventions.filter(status=InterventionStatus.PLANNED).exists():
+                raise BusinessRuleError(_("Record the planned interventions as done or cancelled first."))
+            now = timezone.now()
+            for field, value in numbers.items():
+                setattr(request, field, value)
+            request.result_text = result_text
+            request.delivered_at = now
+            request.stage = RequestStatus.DELIVERED
+            request.save()
+            events.record(
+                request, EventKind.DELIVERED, actor=actor, organisation=request.provider, text=result_text
+            )
+            events.tell(
+                request,
+                "request_delivered",
+                [request.case.referent],
+                gettext_lazy(
+                    "%(organisation)s delivered the %(category)s request of %(company)s: please validate."
+                ),
+                actor=actor,
+                organisation=request.provider,
+                category=request.category_label,
+            )
+            _execute(activation)  # -> validate, assigned to the referent
+            Case.objects.filter(pk=request.case_id).update(last_activity_at=now)
+            return ServiceRequest.objects.get(pk=request.pk)
+    except FlowLockFailed:
+        raise _flow_lock_failed() from None
+
+
+@transaction.atomic
+def request_validate(*, actor: User, task_id: int, accept: bool, comment: str = "") -> ServiceRequest:
+    """The referent validates the delivery (closing the request) or sends it back with a comment."""
+    comment = (comment or "").strip()
+    if not accept and not comment:
+        raise BusinessRuleError(_("Say what is missing before sending the request back."))
+    task = _task(task_id, FLOW.validate)
+    try:
+        with task.activation() as activation:
+            _check_open(task)
+            request = activation.process
+            if not rules.is_case_referent(request.case, actor):
+                raise NotAllowedError(_("Only the referent of the case validates the delivery."))
+            if task.owner_id != actor.pk:
+                activation.reassign(actor)  # the case changed hands since the task was created
+            now = timezone.now()
+            if accept:
+                request.validated_at = now
+                request.stage = RequestStatus.CLOSED
+                kind, event_type = EventKind.VALIDATED, "request_validated"
+                message = gettext_lazy("The referent validated the %(category)s request of %(company)s.")
+            else:
+                request.stage = RequestStatus.ACCEPTED
+                request.delivered_at = None
+                kind, event_type = EventKind.SENT_BACK, "request_sent_back"
+                message = gettext_lazy(
+                    "The referent sent back the %(category)s request of %(company)s: %(comment)s"
+                )
+            request.save()
+            events.record(request, kind, actor=actor, text=comment)
+            events.tell(
+                request,
+                event_type,
+                events.provider_agents(request.provider),
+                message,
+                actor=actor,
+                category=request.category_label,
+                comment=comment,
+            )
+            _execute(activation)  # -> end, or back to delivery
+            Case.objects.filter(pk=request.case_id).update(last_activity_at=now)
+            if (
+                accept
+                and not request.need.requests.exclude(pk=request.pk)
+                .exclude(stage__in=[RequestStatus.CLOSED, RequestStatus.CANCELLED])
+                .exists()
+            ):
+                Need.objects.filter(pk=request.need_id, status=NeedStatus.IN_PROGRESS).update(
+                    status=NeedStatus.MET, updated_at=now
+                )
+            return ServiceRequest.objects.get(pk=request.pk)
+    except FlowLockFailed:
+        raise _flow_lock_failed() from None
+
+
+@transaction.atomic
+def request_cancel(*, actor: User, request: ServiceRequest, reason: str) -> ServiceRequest:
+    reason = (reason or "").strip()
+    if not reason:
+        raise BusinessRuleError(_("Please give a reason."))
+    try:
+        with FLOW.lock(request.pk):
+            request = ServiceRequest.objects.select_related("case__company", "provider").get(pk=request.pk)
+            if not rules.is_case_referent(request.case, actor):
+                raise NotAllowedError(_("Only the referent of the case cancels a request."))
+            if not request.is_open:
+                raise StaleStateError(_("This request is already closed."))
+            provider_was_involved = request.stage in (
+                RequestStatus.WAITING,
+                RequestStatus.CLAIMED,
+                RequestStatus.ACCEPTED,
+                RequestStatus.DELIVERED,
+            )
+            FLOW.instance.cancel(request)
+            request.refresh_from_db()
+            request.stage = RequestStatus.CANCELLED
+            request.cancel_reason = reason
+            request.save(update_fields=["stage", "cancel_reason"])
+            events.record(request, EventKind.CANCELLED, actor=actor, text=reason)
+            events.tell(
+                request,
+                "request_cancelled",
+                events.provider_agents(request.provider) if provider_was_involved else [],
+                gettext_lazy("The referent cancelled the %(category)s request of %(company)s: %(reason)s"),
+                actor=actor,
+                category=request.category_label,
+                reason=reason,
+            )
+            Case.objects.filter(pk=request.case_id).update(last_activity_at=timezone.now())
+            return request
+    except FlowLockFailed:
+        raise _flow_lock_failed() from None
