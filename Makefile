@@ -60,7 +60,7 @@ demo: install ## Lance la démonstration sur http://127.0.0.1:8000 (SQLite sous 
 	@echo "  Ctrl+C pour arrêter le serveur."
 	@echo "============================================================"
 	@echo ""
-	$(VENV)/bin/daphne -b 127.0.0.1 -p 8000 config.asgi:application
+	TIMERS_IN_PROCESS=1 $(VENV)/bin/daphne -b 127.0.0.1 -p 8000 config.asgi:application
 
 test: install ## Lance toute la suite de tests (options : make test PYTEST_ARGS="-k enrol -x")
 	$(VPY) -m pytest $(PYTEST_ARGS)
@@ -79,7 +79,7 @@ migrations-check: install ## Vérifie qu'aucune migration ne manque
 
 messages: install ## Met à jour et compile les traductions françaises (nécessite gettext)
 	@command -v msgfmt >/dev/null 2>&1 || { echo "Erreur : gettext est requis (sudo apt-get install gettext)."; exit 1; }
-	$(MANAGE) makemessages -l fr --ignore=.venv --ignore=var
+	$(MANAGE) makemessages -l fr --no-obsolete --ignore=.venv --ignore=var --ignore=tests
 	$(MANAGE) compilemessages --ignore=.venv --ignore=var
 
 clean: ## Supprime var/ (base SQLite de démonstration, clé secrète locale, courriels) mais garde .venv

@@ -95,7 +95,7 @@ class CaseProposeForm(DsfrBaseForm):
 
     def clean_postcode(self):
         postcode = self.cleaned_data["postcode"].strip()
-        if postcode and not re.fullmatch(r"\d{5}", postcode):
+        if postcode and not re.fullmatch(r"[0-9]{5}", postcode):
             raise ValidationError(_("A postcode has 5 digits."))
         return postcode
 
@@ -126,6 +126,8 @@ class TransitionForm(DsfrBaseForm):
 
 
 class NeedForm(DsfrModelForm):
+    submission_id = forms.UUIDField(widget=forms.HiddenInput, required=False)
+
     class Meta:
         model = Need
         fields = ["category", "description", "quantity", "deadline"]
@@ -155,6 +157,8 @@ class NeedForm(DsfrModelForm):
 
 
 class NeedEditForm(NeedForm):
+    submission_id = None  # edits are idempotent: no submission identifier
+
     class Meta(NeedForm.Meta):
         fields = [*NeedForm.Meta.fields, "status"]
 

@@ -1,3 +1,5 @@
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.middleware.locale import LocaleMiddleware
 from django.shortcuts import redirect
@@ -26,7 +28,7 @@ class CharterMiddleware:
             return None
         if request.path.startswith("/static/"):
             return None
-        return redirect(f"{reverse('charter')}?next={request.get_full_path()}")
+        return redirect(f"{reverse('charter')}?{urlencode({'next': request.get_full_path()})}")
 
 
 class FrenchFirstLocaleMiddleware(LocaleMiddleware):

@@ -8,6 +8,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -88,6 +89,10 @@ class PilotSite(models.Model):
     def __str__(self):
         return self.name
 
+    def clean(self):
+        if self.territory_id and self.department_id and self.territory.department_id != self.department_id:
+            raise ValidationError({"territory": _("Choose a territory of the site's department.")})
+
 
 # --- Organisations, users, roles ---------------------------------------------------------------
 
@@ -105,6 +110,11 @@ class Organisation(models.Model):
     )
     territories = models.ManyToManyField(
         Territory, related_name="organisations", blank=True, verbose_name=_("territories served")
+    )
+    serves_whole_region = models.BooleanField(
+        _("serves the whole region"),
+        default=False,
+        help_text=_("For regional bodies (OPCO, Région...): they serve every pilot site."),
     )
     is_active = models.BooleanField(_("active"), default=True)
 
@@ -149,7 +159,7 @@ class Membership(models.Model):
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="memberships")
-    can_be_referent = models.BooleanField(_("may act as referent"), default=True)
+    can_be_referent = models.BooleanField(_("may act as referent"), default=False)
     is_active = models.BooleanField(_("active"), default=True)
     job_title = models.CharField(_("job title"), max_length=120, blank=True)
 
@@ -377,6 +387,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         source=S.ACTIVE,
         target=S.FOLLOW_UP,
         permission=rules.is_case_referent,
+        conditions=[rules.no_open_requests],
         custom={"label": _("Move to follow-up"), "reason": False},
     )
     def follow_up(self):
@@ -435,6 +446,8 @@ class Need(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # Identifier of the form that created it: the same form posted twice creates one need.
+    submission_id = models.UUIDField(null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -8,6 +8,8 @@ roles are read once per request and cached on the user instance.
 from dataclasses import dataclass
 
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 
@@ -81,7 +83,8 @@ def case_visibility_q(user) -> Q:
     if user.is_platform_admin:
         return Q()
     roles = user_roles(user)
-    visible = Q(referent_id=user.pk)
+    # A referent acts for an organisation: leaving it (membership ended) ends the access.
+    visible = Q(referent_id=user.pk, referent_organisation_id__in=roles.referent_organisation_ids)
     if roles.animated_site_ids:
         visible |= Q(site_id__in=roles.animated_site_ids)
     for extra in _CASE_VISIBILITY_EXTENSIONS:
@@ -112,7 +115,13 @@ def company_visibility_q(user) -> Q:
 
 
 def is_case_referent(case, user) -> bool:
-    return bool(getattr(user, "is_authenticated", False)) and user.is_active and case.referent_id == user.pk
+    """The case's referent, still member (as referent) of the organisation they act for."""
+    return (
+        bool(getattr(user, "is_authenticated", False))
+        and user.is_active
+        and case.referent_id == user.pk
+        and case.referent_organisation_id in user_roles(user).referent_organisation_ids
+    )
 
 
 def is_site_animator(site_id: int, user) -> bool:
@@ -143,15 +152,13 @@ def can_propose_cases(user) -> bool:
 def sites_served_by_q(organisation_ids) -> Q:
     """Pilot sites served by one of these organisations: a site is served when the organisation
     serves a territory of the site's department or belongs to that department (a pilot site is an
-    employment area that may straddle territories); an organisation with no territory listed,
-    such as a regional OPCO, serves every site."""
+    employment area that may straddle territories); a regional body flagged `serves_whole_region`
+    (OPCO, Région) serves every site. An organisation with nothing filled in serves none."""
     from casework.models import Organisation
 
     if not organisation_ids:
         return NOTHING
-    if Organisation.objects.filter(
-        pk__in=organisation_ids, territories__isnull=True, department__isnull=True
-    ).exists():
+    if Organisation.objects.filter(pk__in=organisation_ids, serves_whole_region=True).exists():
         return Q()
     return Q(department__territories__organisations__in=organisation_ids) | Q(
         department__organisations__in=organisation_ids
@@ -189,12 +196,29 @@ below_site_cap.explain = lambda case: (
 )
 
 
+def within_site_window(case) -> bool:
+    today = timezone.localdate()
+    return case.site.starts_on <= today <= case.site.ends_on
+
+
+within_site_window.explain = lambda case: (
+    _("Enrolments on %(site)s are open from %(start)s to %(end)s.")
+    % {
+        "site": case.site.name,
+        "start": date_format(case.site.starts_on, "SHORT_DATE_FORMAT"),
+        "end": date_format(case.site.ends_on, "SHORT_DATE_FORMAT"),
+    }
+)
+
+ENROLMENT_CHECKS = (consent_recorded, within_site_window, below_site_cap)
+
+
 def enrolment_allowed(case) -> bool:
-    return consent_recorded(case) and below_site_cap(case)
+    return all(check(case) for check in ENROLMENT_CHECKS)
 
 
 enrolment_allowed.explain = lambda case: " ".join(
-    check.explain(case) for check in (consent_recorded, below_site_cap) if not check(case)
+    check.explain(case) for check in ENROLMENT_CHECKS if not check(case)
 )
 
 
@@ -203,6 +227,17 @@ def has_needs(case) -> bool:
 
 
 has_needs.explain = lambda case: _("Record at least one need of the company before declaring the diagnosis.")
+
+
+def no_open_requests(case) -> bool:
+    """Every service request of the case is closed or cancelled (requests live in `workflows`;
+    only their reverse relation is used here, so casework does not import workflows)."""
+    return not case.requests.exclude(stage__in=("closed", "cancelled")).exists()
+
+
+no_open_requests.explain = lambda case: _(
+    "Some requests of this case are still open: close or cancel them first."
+)
 
 
 def has_open_needs(case) -> bool:

@@ -9,7 +9,7 @@ from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from casework import rules
-from casework.enums import OPEN_CASE_STATES, CaseState
+from casework.enums import ENROLLED_CASE_STATES, CaseState
 from casework.models import Case, Company, Organisation, PilotSite, ToolboxService, User
 
 
@@ -43,6 +43,8 @@ def case_detail(case: Case) -> dict:
         "interventions": list(case.interventions.select_related("owner", "owner_organisation")),
         "transitions": list(case.transitions.select_related("actor")),
         "contacts": list(case.company.contacts.all()),
+        # Service requests live in `workflows`; the reverse relation keeps casework free of imports.
+        "requests": list(case.requests.select_related("provider").order_by("-opened_at")),
     }
 
 
@@ -85,15 +87,19 @@ def toolbox(*, territory=None, category: str = "") -> QuerySet:
     return services.prefetch_related("territories").order_by("category", "name")
 
 
-def state_counts(cases: QuerySet) -> dict[str, int]:
-    counts = Counter(
-        dict(cases.order_by().values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
-    )
-    return {state: counts.get(state, 0) for state in CaseState.values}
+SMALL_COUNT = "< 3"
 
 
-def site_overview(*, site_ids) -> list[dict]:
-    """Per site: number of cases by state and the enrolment places taken (aggregates only)."""
+def mask_small(number: int):
+    """Figures shown to observers: 1 and 2 become "< 3" so that no company can be singled out."""
+    return SMALL_COUNT if 0 < number < 3 else number
+
+
+def site_overview(*, site_ids, masked: bool = False) -> list[dict]:
+    """Per site: number of cases by state and the enrolment places taken (aggregates only).
+
+    `masked` (observers): every count of 1 or 2 becomes "< 3", and totals that would let one
+    recompute a masked count by subtraction (places taken) are left out."""
     sites = list(PilotSite.objects.filter(pk__in=site_ids).order_by("name"))
     rows = (
         Case.objects.filter(site_id__in=site_ids)
@@ -107,14 +113,12 @@ def site_overview(*, site_ids) -> list[dict]:
     overview = []
     for site in sites:
         counts = per_site[site.pk]
+        shown = mask_small if masked else int
         overview.append(
             {
                 "site": site,
-                "counts": [(state, label, counts.get(state, 0)) for state, label in CaseState.choices],
-                "places_taken": sum(
-                    counts.get(s, 0) for s in ("enrolled", "diagnosed", "active", "follow_up")
-                ),
-                "open": sum(counts.get(s, 0) for s in OPEN_CASE_STATES),
+                "counts": [(state, label, shown(counts.get(state, 0))) for state, label in CaseState.choices],
+                "places_taken": None if masked else sum(counts.get(s, 0) for s in ENROLLED_CASE_STATES),
             }
         )
     return overview

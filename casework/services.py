@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django_fsm import can_proceed
 
@@ -62,6 +63,17 @@ def charter_accept(*, actor: User, version: str | None = None) -> None:
     actor.accepted_charter_version = version
 
 
+def _add_contact(record: Company, company: CompanyData) -> None:
+    contact = CompanyContact(
+        company=record,
+        full_name=company.contact_name.strip(),
+        email=company.contact_email.strip(),
+        phone=company.contact_phone.strip(),
+    )
+    validate_model(contact, exclude=["company"])
+    contact.save()
+
+
 def _open_case_message(case: Case) -> str:
     return _(
         "%(company)s is already followed on the site %(site)s. Its referent is %(referent)s "
@@ -100,6 +112,11 @@ def case_propose(
         raise NotAllowedError(
             _("%(org)s does not serve the site %(site)s.") % {"org": referent_organisation, "site": site}
         )
+    if timezone.localdate() > site.ends_on:
+        raise BusinessRuleError(
+            _("The experiment on %(site)s ended on %(end)s: no new company can be proposed.")
+            % {"site": site, "end": date_format(site.ends_on, "SHORT_DATE_FORMAT")}
+        )
     try:
         siret = normalise_siret(company.siret)
         naf = normalise_naf(company.naf_code)
@@ -130,22 +147,21 @@ def case_propose(
                     raise BusinessRuleError(_first_message(error)) from None
                 record.save()
                 if company.contact_name.strip():
-                    contact = CompanyContact(
-                        company=record,
-                        full_name=company.contact_name.strip(),
-                        email=company.contact_email.strip(),
-                        phone=company.contact_phone.strip(),
-                    )
-                    try:
-                        contact.full_clean()
-                    except ValidationError as error:
-                        raise BusinessRuleError(_first_message(error)) from None
-                    contact.save()
+                    _add_contact(record, company)
+            elif (
+                company.contact_name.strip()
+                and not record.contacts.filter(full_name__iexact=company.contact_name.strip()).exists()
+            ):
+                # A known company: its register entry is kept, the contact the adviser met is added.
+                _add_contact(record, company)
             # A company (new or already known) is enrolled on a site of its own department.
             if record.territory.department_id != site.department_id:
                 raise BusinessRuleError(
-                    _("The company's territory must be in the department of the site %(site)s.")
-                    % {"site": site}
+                    _(
+                        "This company is registered in another department (%(department)s): it cannot "
+                        "be proposed on the site %(site)s."
+                    )
+                    % {"department": record.territory.department.name, "site": site}
                 )
             now = timezone.now()
             case = Case(
@@ -177,7 +193,8 @@ def case_propose(
 
 
 def _locked_case(case: Case, expected_state: str | None) -> Case:
-    locked = Case.objects.select_for_update().select_related("site", "company").get(pk=case.pk)
+    # of=("self",): lock the case row only, not its site and company (joined for reading).
+    locked = Case.objects.select_for_update(of=("self",)).select_related("site", "company").get(pk=case.pk)
     if expected_state is not None and locked.state != expected_state:
         raise StaleStateError(
             _("This case changed in the meantime (it is now “%(state)s”). Reload the page and try again.")
@@ -273,10 +290,13 @@ def need_create(
     description: str,
     quantity: int | None = None,
     deadline: date | None = None,
+    submission_id=None,
 ) -> Need:
     case = _locked_case(case, None)
     if not rules.can_edit_needs(case, actor):
         raise NotAllowedError(_("You cannot record needs on this case."))
+    if submission_id is not None and Need.objects.filter(submission_id=submission_id).exists():
+        raise StaleStateError(_("This need is already recorded (the form was sent twice)."))
     need = Need(
         case=case,
         category=category,
@@ -284,6 +304,7 @@ def need_create(
         quantity=quantity,
         deadline=deadline,
         created_by=actor,
+        submission_id=submission_id,
     )
     _check_need_values(need)
     need.save()

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from stdnum import exceptions as stdnum_exceptions
 from stdnum.fr import siret as stdnum_siret
 
-_NAF_RE = re.compile(r"^(\d{2})\.?(\d{2})([A-Za-z])$")
+_NAF_RE = re.compile(r"^([0-9]{2})\.?([0-9]{2})([A-Za-z])$")
 
 
 def normalise_siret(value: str) -> str:

@@ -1,13 +1,18 @@
 """HTTP views of the casework domain. They stay thin: read through `selectors`, write through
 `services`, and turn domain errors into French messages."""
 
+import uuid
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from casework import rules, selectors, services
 from casework.exceptions import BusinessRuleError
@@ -19,33 +24,38 @@ from casework.forms import (
     ToolboxFilterForm,
     TransitionForm,
 )
-from casework.models import Need
+from casework.models import Need, PilotSite
 
 
+@require_GET
 def home(request):
     user = request.user
     roles = rules.user_roles(user)
     context = {"roles": roles}
     if roles.is_referent:
-        mine = selectors.case_list(user=user).filter(referent=user)
-        context["my_cases"] = list(mine.open()[:10])
-        context["my_counts"] = selectors.state_counts(mine)
+        context["my_cases"] = list(selectors.case_list(user=user).filter(referent=user).open()[:10])
     if roles.is_animator:
         context["animated_sites"] = selectors.site_overview(site_ids=roles.animated_site_ids)
         context["proposals"] = list(
             selectors.case_list(user=user, state="proposed").filter(site_id__in=roles.animated_site_ids)[:20]
         )
+    if roles.organisation_ids:
+        context["is_member"] = True
     if roles.is_observer:
-        context["observed_sites"] = selectors.site_overview(site_ids=selectors.observer_site_ids(user))
+        context["observed_sites"] = selectors.site_overview(
+            site_ids=selectors.observer_site_ids(user), masked=True
+        )
     if user.is_platform_admin:
-        context["all_sites"] = selectors.site_overview(site_ids=selectors.PilotSite.objects.values("pk"))
+        context["all_sites"] = selectors.site_overview(site_ids=PilotSite.objects.values("pk"))
     return render(request, "casework/home.html", context)
 
 
 @require_http_methods(["GET", "POST"])
 def charter(request):
     next_url = request.POST.get("next") or request.GET.get("next") or ""
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+    if not next_url.startswith("/") or not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}
+    ):
         next_url = ""
     if request.method == "POST":
         if request.POST.get("accept") != "yes":
@@ -57,7 +67,7 @@ def charter(request):
                 messages.error(request, error.message)
             else:
                 messages.success(request, _("Thank you. You accepted the confidentiality charter."))
-                return redirect(next_url or "home")
+                return HttpResponseRedirect(next_url or reverse("home"))
     return render(
         request,
         "casework/charter.html",
@@ -65,6 +75,7 @@ def charter(request):
     )
 
 
+@require_GET
 def case_list(request):
     sites = selectors.sites_for_filter(request.user)
     form = CaseFilterForm(request.GET or None)
@@ -81,8 +92,11 @@ def case_list(request):
     query_string = request.GET.copy()
     query_string.pop("page", None)
     context = {"form": form, "page": page, "query_string": query_string.urlencode()}
-    template = "casework/partials/case_table.html" if request.htmx else "casework/case_list.html"
-    return render(request, template, context)
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "casework/partials/case_table.html" if partial else "casework/case_list.html"
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @require_http_methods(["GET", "POST"])
@@ -129,6 +143,7 @@ def case_propose(request):
     return render(request, "casework/case_propose.html", {"form": form})
 
 
+@require_GET
 def case_detail(request, public_id):
     case = selectors.case_get(user=request.user, public_id=public_id)
     context = {
@@ -146,6 +161,8 @@ def case_detail(request, public_id):
             for t, blocked in rules.case_transition_options(case, request.user)
         ],
         "can_edit_needs": rules.can_edit_needs(case, request.user),
+        "can_open_request": case.state in ("diagnosed", "active")
+        and rules.is_case_referent(case, request.user),
         "can_record_consent": not case.has_consent and rules.can_record_consent(case, request.user),
     }
     return render(request, "casework/case_detail.html", context)
@@ -194,7 +211,7 @@ def need_create(request, public_id):
     if not rules.can_edit_needs(case, request.user):
         messages.error(request, _("You cannot record needs on this case."))
         return redirect("case_detail", public_id=case.public_id)
-    form = NeedForm(request.POST or None)
+    form = NeedForm(request.POST or None, initial={"submission_id": uuid.uuid4()})
     if request.method == "POST" and form.is_valid():
         try:
             services.need_create(actor=request.user, case=case, **form.cleaned_data)
@@ -213,7 +230,7 @@ def need_edit(request, public_id, need_id):
     if not rules.can_edit_needs(case, request.user):
         messages.error(request, _("You cannot change the needs of this case."))
         return redirect("case_detail", public_id=case.public_id)
-    form = NeedEditForm(request.POST or None, instance=Need.objects.get(pk=need.pk))
+    form = NeedEditForm(request.POST or None, instance=need)
     if request.method == "POST" and form.is_valid():
         try:
             services.need_update(actor=request.user, need=need, **form.cleaned_data)
@@ -225,6 +242,7 @@ def need_edit(request, public_id, need_id):
     return render(request, "casework/need_form.html", {"case": case, "form": form, "need": need})
 
 
+@require_GET
 def company_detail(request, public_id):
     company = selectors.company_get(user=request.user, public_id=public_id)
     return render(
@@ -238,6 +256,7 @@ def company_detail(request, public_id):
     )
 
 
+@require_GET
 def toolbox(request):
     form = ToolboxFilterForm(request.GET or None)
     territory, category = None, ""

@@ -9,4 +9,12 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()  # before importing anything that touches models
 
+from django.conf import settings  # noqa: E402
+
+if settings.TIMERS_IN_PROCESS:
+    # Embedded mode (make demo): the server process also fires the response deadlines.
+    from workflows import timers  # noqa: E402
+
+    timers.start_in_background(settings.TIMERS_INTERVAL)
+
 application = ProtocolTypeRouter({"http": django_asgi_app})

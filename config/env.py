@@ -58,8 +58,10 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
         number = int(value)
     except ValueError:
         raise fail(name, value, "un entier / an integer") from None
-    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-        raise fail(name, value, f"un entier entre {minimum} et {maximum}")
+    if minimum is not None and number < minimum:
+        raise fail(name, value, f"un entier supérieur ou égal à {minimum}")
+    if maximum is not None and number > maximum:
+        raise fail(name, value, f"un entier inférieur ou égal à {maximum}")
     return number
 
 

@@ -23,6 +23,13 @@ VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 DJANGO_ENV = env_choice("DJANGO_ENV", "demo", ("demo", "production"))
 PRODUCTION = DJANGO_ENV == "production"
 DEBUG = env_bool("DJANGO_DEBUG", False)
+if PRODUCTION and DEBUG:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "DJANGO_DEBUG ne peut pas être activé en production (les pages d'erreur montreraient des données "
+        "confidentielles). / DJANGO_DEBUG cannot be on in production."
+    )
 
 
 def _secret_key() -> str:
@@ -104,6 +111,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "casework.context_processors.roles",
+                "workflows.context_processors.tasks",
             ],
         },
     },
@@ -223,5 +231,10 @@ CONFIDENTIALITY_CHARTER_VERSION = "2026-11"
 # Version of the consent text a company agrees to when its data is shared among partners.
 COMPANY_CONSENT_TEXT_VERSION = "2026-11"
 CASE_LIST_PAGE_SIZE = env_int("CASE_LIST_PAGE_SIZE", 25, minimum=5, maximum=200)
+# Run the timer dispatcher (response deadlines) in a thread of the server process: make demo sets it;
+# production runs `manage.py run_timers` as a separate process instead.
+TIMERS_IN_PROCESS = env_bool("TIMERS_IN_PROCESS", False)
+TIMERS_INTERVAL = env_int("TIMERS_INTERVAL", 30, minimum=1, maximum=3600)
+
 # django-dsfr: mark optional fields rather than required ones (current DSFR guidance).
 DSFR_MARK_OPTIONAL_FIELDS = True

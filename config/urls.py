@@ -8,6 +8,9 @@ from django.views.i18n import set_language
 from casework.forms_auth import LoginForm
 
 admin.site.site_header = "Territoires de solutions — administration"
+# The admin reads every case without the confidentiality rule: platform administrators only,
+# whatever staff flags or model permissions someone may be given.
+admin.site.has_permission = lambda request: request.user.is_active and request.user.is_platform_admin
 admin.site.site_title = "Territoires de solutions"
 
 urlpatterns = [
@@ -25,5 +28,6 @@ urlpatterns = [
         name="admin_login_redirect",
     ),
     path("admin/", admin.site.urls),
+    path("", include("workflows.urls")),
     path("", include("casework.urls")),
 ]

@@ -116,7 +116,7 @@ class PilotSiteFactory(DjangoModelFactory):
 
 class OrganisationFactory(DjangoModelFactory):
     """An organisation. Pass `territories=[...]` for the territories it serves: an organisation with
-    no territory listed serves every site (regional OPCO...)."""
+    no territory nor department serves no site unless `serves_whole_region=True` (OPCO, Région)."""
 
     class Meta:
         model = Organisation

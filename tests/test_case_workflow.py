@@ -8,6 +8,7 @@ import re
 
 import pytest
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 
@@ -882,3 +883,46 @@ def test_need_update_with_invalid_values_is_refused(site, referent, values):
     with pytest.raises(BusinessRuleError):
         services.need_update(actor=referent, need=need, **values)
     assert Need.objects.values().get(pk=need.pk) == before
+
+
+# --- Experiment window, known companies, site data -------------------------------------------------
+
+
+def test_enrolment_outside_the_site_window_is_refused(site, animator, referent):
+    site.starts_on, site.ends_on = datetime.date(2020, 1, 1), datetime.date(2020, 12, 31)
+    site.save()
+    case = CaseFactory(site=site, referent=referent, consent=True)
+    with pytest.raises(BusinessRuleError, match="2020"):
+        services.case_transition(actor=animator, case=case, name="enrol", expected_state=S.PROPOSED)
+
+
+def test_no_proposal_after_the_end_of_the_experiment(site, referent, referent_organisation):
+    site.starts_on, site.ends_on = datetime.date(2020, 1, 1), datetime.date(2020, 12, 31)
+    site.save()
+    before = counts()
+    with pytest.raises(BusinessRuleError):
+        propose(referent, site, referent_organisation, company_data(site.territory))
+    assert counts() == before
+
+
+def test_proposing_a_known_company_keeps_its_record_and_adds_the_contact(
+    site, referent, referent_organisation
+):
+    known = CaseFactory(site=site, closed=True)
+    propose(
+        referent,
+        site,
+        referent_organisation,
+        company_data(
+            site.territory, siret=known.company.siret, name="Autre nom", contact_name="Nouvelle Personne"
+        ),
+    )
+    known.company.refresh_from_db()
+    assert known.company.name != "Autre nom"
+    assert known.company.contacts.filter(full_name="Nouvelle Personne").exists()
+
+
+def test_site_territory_must_belong_to_its_department(site, other_site):
+    site.territory = other_site.territory
+    with pytest.raises(ValidationError):
+        site.full_clean()

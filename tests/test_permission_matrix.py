@@ -11,7 +11,16 @@ import uuid
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from tests.factories import CaseFactory, NeedFactory, SiteAnimatorFactory, UserFactory
+from tests.factories import (
+    CaseFactory,
+    MembershipFactory,
+    NeedFactory,
+    OrganisationFactory,
+    SiteAnimatorFactory,
+    ToolboxServiceFactory,
+    UserFactory,
+)
+from workflows import services as request_services
 
 ROLES = [
     "anonymous",
@@ -19,12 +28,13 @@ ROLES = [
     "case_referent",
     "other_referent",  # referent of a case on another site
     "agent",  # member of an organisation not involved in the case
+    "involved_agent",  # member of the organisation a request of the case is routed to
     "site_animator",
     "other_animator",
     "observer",
     "admin",
 ]
-SEES_CASE = {"case_referent", "site_animator", "admin"}
+SEES_CASE = {"case_referent", "site_animator", "admin", "involved_agent"}
 SIGNED_IN = set(ROLES) - {"anonymous", "no_charter"}
 LOGIN = "login"  # 302 to the login page
 CHARTER = "charter"  # 302 to the charter page
@@ -84,16 +94,21 @@ MATRIX = {
     },
     "admin_login_redirect": {"GET": _by_role({}, LOGIN), "POST": _by_role({}, LOGIN)},
 }
-# POST on a GET-only view: Django answers 405 only where the view restricts methods; the others
-# render the page again. Those views are listed with their real answer below.
+# Read-only pages answer 405 to POST, whoever asks (before any lookup: no existence oracle).
 for _name in ("need_create", "need_edit"):
     for _method in ("GET", "POST"):
         MATRIX[_name][_method]["admin"] = 302
-MATRIX["home"]["POST"] = _by_role({}, 200)
-MATRIX["case_list"]["POST"] = _by_role({}, 200)
-MATRIX["toolbox"]["POST"] = _by_role({}, 200)
-MATRIX["case_detail"]["POST"] = _by_role({role: 200 for role in SEES_CASE}, 404)
-MATRIX["company_detail"]["POST"] = _by_role({role: 200 for role in SEES_CASE}, 404)
+        MATRIX[_name][_method]["involved_agent"] = 302  # the partner sees the case, edits no need
+# Service requests: only the case's referent opens one; the other readers of the case are sent back.
+MATRIX["request_open"] = {
+    "GET": _by_role({"case_referent": 200, "site_animator": 302, "admin": 302, "involved_agent": 302}, 404),
+    "POST": _by_role({"case_referent": 200, "site_animator": 302, "admin": 302, "involved_agent": 302}, 404),
+}
+MATRIX["request_detail"] = _case_readers(200, None, method_not_allowed="POST")
+MATRIX["request_action"] = _case_readers(None, 302, method_not_allowed="GET")
+MATRIX["task_list"] = _everyone_signed_in(200, 405)
+for _name in ("home", "case_list", "toolbox", "case_detail", "company_detail"):
+    MATRIX[_name]["POST"] = _by_role({}, 405)
 
 
 def _named_urls(resolver=None, namespace=""):
@@ -116,15 +131,24 @@ def test_every_named_url_is_in_the_matrix():
 
 
 @pytest.fixture
-def world(site, other_site, case, referent, other_referent, agent, animator, observer, admin_user):
+def world(site, other_site, referent, other_referent, agent, animator, observer, admin_user):
+    case = CaseFactory(site=site, referent=referent, diagnosed=True)
     other_case = CaseFactory(site=other_site, referent=other_referent)
-    need = NeedFactory(case=case, created_by=referent)
+    need = NeedFactory(case=case, created_by=referent, category="mobility")
+    provider = OrganisationFactory(name="Plateforme mobilité")
+    ToolboxServiceFactory(category="mobility", provider=provider, territories=[site.territory])
+    involved_agent = UserFactory()
+    MembershipFactory(user=involved_agent, organisation=provider, can_be_referent=False)
+    service_request = request_services.request_open(
+        actor=referent, case=case, need=need, brief="Mobilité", category="mobility"
+    )
     users = {
         "anonymous": None,
         "no_charter": UserFactory(charter=False),
         "case_referent": referent,
         "other_referent": other_referent,
         "agent": agent,
+        "involved_agent": involved_agent,
         "site_animator": animator,
         "other_animator": SiteAnimatorFactory(site=other_site).user,
         "observer": observer,
@@ -137,6 +161,9 @@ def world(site, other_site, case, referent, other_referent, agent, animator, obs
         "need_create": {"public_id": case.public_id},
         "need_edit": {"public_id": case.public_id, "need_id": need.pk},
         "company_detail": {"public_id": case.company.public_id},
+        "request_open": {"public_id": case.public_id},
+        "request_detail": {"public_id": service_request.public_id},
+        "request_action": {"public_id": service_request.public_id, "name": "cancel"},
     }
     return {"users": users, "kwargs": kwargs, "case": case, "other_case": other_case}
 
@@ -189,14 +216,20 @@ def test_forbidden_and_missing_give_the_same_404(client, world, url_name):
 
 def test_outsiders_change_nothing_by_post(client, world):
     case = world["case"]
-    for role in ("other_referent", "agent", "other_animator", "observer"):
+    case.refresh_from_db()
+    state, transitions = case.state, case.transitions.count()
+    service_request = case.requests.get()
+    for role in ("other_referent", "agent", "other_animator", "observer", "involved_agent"):
         client.force_login(world["users"][role])
         client.post(
             reverse("case_transition", kwargs={"public_id": case.public_id, "name": "withdraw"}),
-            {"withdraw-expected_state": "proposed", "withdraw-reason": "x"},
+            {"withdraw-expected_state": state, "withdraw-reason": "x"},
         )
-        client.post(reverse("case_consent", kwargs={"public_id": case.public_id}))
+        client.post(
+            reverse("request_action", kwargs={"public_id": service_request.public_id, "name": "cancel"}),
+            {"cancel-reason": "x"},
+        )
     case.refresh_from_db()
-    assert case.state == "proposed"
-    assert case.consent_recorded_at is None
-    assert case.transitions.count() == 0
+    service_request.refresh_from_db()
+    assert case.state == state and case.transitions.count() == transitions
+    assert service_request.is_open

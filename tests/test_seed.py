@@ -4,7 +4,7 @@ import datetime
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db.models import Count
 from stdnum.fr import siret as stdnum_siret
 
@@ -270,3 +270,11 @@ def test_seed_demo_in_volume_is_idempotent():
     for case_id, target in CaseTransition.objects.order_by("at", "pk").values_list("case_id", "target"):
         last_targets[case_id] = target
     assert last_targets == dict(Case.objects.values_list("pk", "state"))
+
+
+def test_seed_demo_refuses_production(settings):
+    """Demo accounts share a published password and include a superuser."""
+    settings.PRODUCTION = True
+    with pytest.raises(CommandError, match="production"):
+        call_command("seed_demo", stdout=StringIO())
+    assert not User.objects.exists()

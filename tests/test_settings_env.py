@@ -205,6 +205,19 @@ def test_malformed_debug_flag_does_not_start(tmp_path):
     assert "DJANGO_DEBUG" in result.stderr
 
 
+def test_debug_is_refused_in_production(tmp_path):
+    """Debug error pages would show confidential data: production refuses to start with them."""
+    result = start_django(
+        tmp_path,
+        DJANGO_ENV="production",
+        DJANGO_DEBUG="1",
+        SECRET_KEY="x" * 50,
+        ALLOWED_HOSTS="tds.example.org",
+    )
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG" in result.stderr
+
+
 def test_unsupported_database_url_does_not_start(tmp_path):
     result = start_django(tmp_path, DATABASE_URL="mysql://x")
     assert result.returncode != 0

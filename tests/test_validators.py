@@ -124,3 +124,9 @@ def test_malformed_naf_code_is_refused(typed):
     error = _error(typed, normalise_naf)
     assert error.code == "naf_format"
     assert "25.62B" in error.messages[0]
+
+
+@pytest.mark.parametrize("typed", ["٢٥.٦٢B", "２５６２B"])
+def test_naf_with_non_ascii_digits_is_refused(typed):
+    with pytest.raises(ValidationError):
+        normalise_naf(typed)

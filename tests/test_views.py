@@ -535,17 +535,17 @@ def test_french_even_when_the_browser_asks_for_english(client):
 # pages do not grow with the data.
 
 PAGE_QUERIES = {
-    # Every page: session, user, and the user's roles (memberships, animated sites, observed
-    # territories): 5 queries. Then the page's own reads.
-    "home": 7,  # + my open cases, my counts by state
-    "charter": 5,
-    "case_list": 8,  # + sites for the filter, count, page
-    "case_propose": 11,  # + site coverage, sites and organisations (form and initial values), territories
-    "case_detail": 11,  # + case, needs, interventions, history, contacts, "has needs" guard
-    "need_create": 6,  # + case
-    "need_edit": 8,  # + case, need, need for the form
-    "company_detail": 8,  # + company, its visible cases, contacts
-    "toolbox": 9,  # + count, page, territories served, territories and categories of the filter
+    # Every page: session, user, the user's roles (memberships, animated sites, observed territories)
+    # and the task counters of the header: 6 queries. Then the page's own reads.
+    "home": 7,  # + my open cases (the task counters are shared with the header)
+    "charter": 6,
+    "case_list": 9,  # + sites for the filter, count, page
+    "case_propose": 12,  # + site coverage, sites and organisations (form and initial values), territories
+    "case_detail": 13,  # + case, needs, interventions, history, contacts, requests, "has needs" guard
+    "need_create": 7,  # + case
+    "need_edit": 8,  # + case, need
+    "company_detail": 9,  # + company, its visible cases, contacts
+    "toolbox": 10,  # + count, page, territories served, territories of the filter
 }
 
 
@@ -565,3 +565,63 @@ def test_page_query_count(client, login, referent, site, url_name, django_assert
     with django_assert_num_queries(PAGE_QUERIES[url_name]):
         response = client.get(reverse(url_name, kwargs=kwargs))
     assert response.status_code == 200
+
+
+# --- Regressions found in review -----------------------------------------------------------------
+
+
+def test_charter_with_a_bare_word_as_next_does_not_crash(client, login):
+    user = UserFactory(charter=False)
+    response = login(client, user).post(
+        reverse("charter"), {"accept": "yes", "version": "2026-11", "next": "foo"}
+    )
+    assert response.status_code == 302 and response.url == reverse("home")
+
+
+def test_charter_redirect_keeps_the_whole_query_string(client, login):
+    login(client, UserFactory(charter=False))
+    response = client.get("/dossiers/?site=1&state=proposed")
+    page = client.get(response.url)
+    assert 'value="/dossiers/?site=1&amp;state=proposed"' in page.content.decode()
+
+
+def test_need_form_posted_twice_creates_one_need(client, login, referent, site):
+    case = CaseFactory(site=site, referent=referent, enrolled=True)
+    login(client, referent)
+    url = reverse("need_create", kwargs={"public_id": case.public_id})
+    form_page = client.get(url).content.decode()
+    token = re.search(r'name="submission_id" value="([0-9a-f-]+)"', form_page).group(1)
+    data = {"category": "recruitment", "description": "Recruter 2 caristes", "submission_id": token}
+    client.post(url, data)
+    again = client.post(url, data)
+    assert Need.objects.count() == 1
+    assert any("déjà enregistré" in text for text in alerts(again))
+
+
+def test_observers_get_no_total_that_would_reveal_a_masked_count(client, login, observer, site):
+    CaseFactory(site=site, enrolled=True)
+    CaseFactory.create_batch(3, site=site, active=True)
+    html = login(client, observer).get(reverse("home")).content.decode()
+    assert "Places occupées" not in html and "/ 15" not in html
+    assert "&lt; 3" in html
+
+
+def test_admin_is_for_platform_administrators_only(client, login):
+    staff = UserFactory(is_staff=True)
+    response = login(client, staff).get(reverse("admin:index"))
+    assert response.status_code == 302
+
+
+def test_case_list_tells_caches_that_htmx_gets_a_partial(client, login, animator, case):
+    login(client, animator)
+    response = client.get(reverse("case_list"), HTTP_HX_REQUEST="true")
+    assert "HX-Request" in response["Vary"]
+    restored = client.get(
+        reverse("case_list"), HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
+    )
+    assert "<html" in restored.content.decode()
+
+
+def test_partner_agent_is_not_told_they_have_no_role(client, login, agent):
+    html = login(client, agent).get(reverse("home")).content.decode()
+    assert "pas encore de rôle" not in html

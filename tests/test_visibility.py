@@ -174,3 +174,12 @@ def test_case_list_is_restricted_to_visible_cases(world, animator, admin_user):
     hidden_name = world["b"].company.name
     assert world["b"] in selectors.case_list(user=admin_user, query=hidden_name)
     assert list(selectors.case_list(user=animator, query=hidden_name)) == []
+
+
+def test_referent_who_left_their_organisation_loses_the_case(case, referent):
+    """Access follows the organisation the referent acts for: an ended membership ends it."""
+    assert case in Case.objects.visible_to(referent)
+    referent.memberships.update(is_active=False)
+    rules.forget_roles(referent)
+    assert case not in Case.objects.visible_to(referent)
+    assert not rules.is_case_referent(case, referent)

@@ -4,6 +4,8 @@
 tasks stay in viewflow's own `Task` table. `stage` mirrors where the request stands for lists and
 boards; the flow (workflows.flows) is what moves it."""
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -44,6 +46,7 @@ class DeclineReason(models.TextChoices):
 
 
 class ServiceRequest(Process):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     case = models.ForeignKey("casework.Case", on_delete=models.PROTECT, related_name="requests")
     need = models.ForeignKey("casework.Need", on_delete=models.PROTECT, related_name="requests")
     service = models.ForeignKey(
@@ -80,6 +83,8 @@ class ServiceRequest(Process):
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     validated_at = models.DateTimeField(_("validated at"), null=True, blank=True)
     cancel_reason = models.TextField(_("cancellation reason"), blank=True)
+    # Identifier of the form that opened it: the same form posted twice opens one request.
+    submission_id = models.UUIDField(null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         verbose_name = _("service request")

@@ -57,11 +57,14 @@ def request_open(
     service: ToolboxService | None = None,
     category: str = "",
     desired_date: date | None = None,
+    submission_id=None,
 ) -> ServiceRequest:
     """The referent turns a need into a request: for a precise toolbox service or a category."""
-    case = Case.objects.select_for_update().select_related("company", "site").get(pk=case.pk)
+    case = Case.objects.select_for_update(of=("self",)).select_related("company", "site").get(pk=case.pk)
     if not rules.is_case_referent(case, actor):
         raise NotAllowedError(_("Only the referent of the case opens requests."))
+    if submission_id is not None and ServiceRequest.objects.filter(submission_id=submission_id).exists():
+        raise StaleStateError(_("This request is already open (the form was sent twice)."))
     if case.state not in OPENABLE_CASE_STATES:
         raise BusinessRuleError(
             _("Requests are opened once the needs are diagnosed (the case is “%(state)s”).")
@@ -87,6 +90,7 @@ def request_open(
         brief=brief,
         desired_date=desired_date,
         opened_by=actor,
+        submission_id=submission_id,
     )
     request = FLOW.start.run(request=request)
     events.record(request, EventKind.OPENED, actor=actor)
@@ -324,7 +328,11 @@ def request_dispatch(*, actor: User, task_id: int, provider: Organisation) -> Se
 
 
 def _delivering_request(request_id: int, actor: User) -> ServiceRequest:
-    request = ServiceRequest.objects.select_for_update().select_related("case", "provider").get(pk=request_id)
+    request = (
+        ServiceRequest.objects.select_for_update(of=("self",))
+        .select_related("case", "provider")
+        .get(pk=request_id)
+    )
     if request.stage != RequestStatus.ACCEPTED:
         raise StaleStateError(_("This request is not in delivery any more."))
     if not _member_of(actor, request.provider_id):

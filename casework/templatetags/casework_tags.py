@@ -17,13 +17,3 @@ _STATE_BADGES = {
 @register.inclusion_tag("casework/partials/state_badge.html")
 def state_badge(case):
     return {"label": case.get_state_display(), "css": _STATE_BADGES.get(case.state, "")}
-
-
-@register.filter
-def small_count(value):
-    """Aggregates shown to observers: counts of 1 or 2 become "< 3" so no company is singled out."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return value
-    return "< 3" if 0 < number < 3 else number

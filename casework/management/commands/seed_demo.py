@@ -34,7 +34,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from stdnum import luhn
 
-from casework import services
+from casework import rules, services
 from casework.enums import (
     ENROLLED_CASE_STATES,
     AnimatorRole,
@@ -86,7 +86,7 @@ def all_territories_of(code: str) -> list[str]:
 
 
 # --- Organisations and their toolbox -------------------------------------------------------------
-# "department": None and no territories = a regional body, serving every site.
+# "department": None and no territories = a regional body (serves_whole_region), serving every site.
 # Services: (name, category, expected response time in business days, description).
 
 ORGANISATIONS = [
@@ -1175,7 +1175,11 @@ class Command(BaseCommand):
             raise CommandError("--batch-size doit être au moins 1.")
         self.verbosity = options["verbosity"]
         if settings.PRODUCTION:
-            self.stderr.write(self.style.WARNING("Attention : données fictives créées en mode production."))
+            # Demo accounts share a published password and include a superuser: never in production.
+            raise CommandError(
+                "seed_demo crée des comptes fictifs au mot de passe public : refusé en production "
+                "(DJANGO_ENV=production)."
+            )
 
         call_command("seed_region", verbosity=self.verbosity, stdout=self.stdout, stderr=self.stderr)
         before = self.counts()
@@ -1207,7 +1211,11 @@ class Command(BaseCommand):
         for spec in ORGANISATIONS:
             organisation, created = Organisation.objects.get_or_create(
                 name=spec["name"],
-                defaults={"kind": spec["kind"], "department": departments.get(spec["department"])},
+                defaults={
+                    "kind": spec["kind"],
+                    "department": departments.get(spec["department"]),
+                    "serves_whole_region": spec["department"] is None and not spec["territories"],
+                },
             )
             served = [territories[name] for name in spec["territories"]]
             if created:
@@ -1268,20 +1276,17 @@ class Command(BaseCommand):
         )
         self.sites_by_slug = {site.slug: site for site in self.sites}
         self.territories = {territory.name: territory for territory in Territory.objects.all()}
-        territory_department = dict(Territory.objects.values_list("pk", "department_id"))
-        served = {}
-        for organisation_id, territory_id in Organisation.territories.through.objects.values_list(
-            "organisation_id", "territory_id"
-        ):
-            served.setdefault(organisation_id, set()).add(territory_id)
+        served_sites = {
+            organisation_id: set(
+                PilotSite.objects.filter(rules.sites_served_by_q([organisation_id])).values_list(
+                    "pk", flat=True
+                )
+            )
+            for organisation_id in Organisation.objects.values_list("pk", flat=True)
+        }
 
         def serves(organisation_id, site):
-            # Mirrors rules.sites_open_to_referent_q: no territory = regional; otherwise the
-            # organisation serves a territory of the site's department.
-            territories = served.get(organisation_id)
-            if not territories:
-                return True
-            return any(territory_department[pk] == site.department_id for pk in territories)
+            return site.pk in served_sites[organisation_id]  # the same rule as case_propose
 
         memberships = list(
             Membership.objects.filter(user_id__in=self.users, is_active=True, organisation__is_active=True)
@@ -1296,7 +1301,7 @@ class Command(BaseCommand):
                     continue
                 if not membership.can_be_referent:
                     self.agents.setdefault(site.pk, []).append(pair)
-                elif served.get(membership.organisation_id):
+                elif not membership.organisation.serves_whole_region:
                     self.local_referents.setdefault(site.pk, []).append(pair)
                 else:
                     self.regional_referents.setdefault(site.pk, []).append(pair)

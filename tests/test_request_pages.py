@@ -1,0 +1,208 @@
+"""Service requests through the pages, as the referent, the partner agent and the animators use them."""
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from casework.enums import CaseState
+from tests.factories import (
+    CaseFactory,
+    MembershipFactory,
+    NeedFactory,
+    OrganisationFactory,
+    ToolboxServiceFactory,
+    UserFactory,
+)
+from tests.test_views import alerts
+from workflows import services
+from workflows.flows import ServiceRequestFlow as FLOW
+from workflows.models import RequestStatus, ServiceRequest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def transport(site):
+    organisation = OrganisationFactory(name="Plateforme mobilité du Pays d'Ancenis")
+    ToolboxServiceFactory(
+        name="Prêt de scooters", category="mobility", provider=organisation, territories=[site.territory]
+    )
+    return organisation
+
+
+@pytest.fixture
+def transport_agent(transport):
+    user = UserFactory(first_name="Yann", last_name="Bodin")
+    MembershipFactory(user=user, organisation=transport, can_be_referent=False)
+    return user
+
+
+@pytest.fixture
+def diagnosed(site, referent):
+    case = CaseFactory(site=site, referent=referent, diagnosed=True)
+    NeedFactory(case=case, created_by=referent, category="mobility", description="Venir à l'usine à 5 h")
+    return case
+
+
+def act(client, service_request, name, data=None):
+    return client.post(
+        reverse("request_action", kwargs={"public_id": service_request.public_id, "name": name}),
+        data or {},
+        follow=True,
+    )
+
+
+def test_a_request_from_opening_to_validation_through_the_pages(
+    client, login, referent, transport_agent, diagnosed, transport
+):
+    login(client, referent)
+    form = client.get(reverse("request_open", kwargs={"public_id": diagnosed.public_id})).content.decode()
+    token = re.search(r'name="submission_id" value="([0-9a-f-]+)"', form).group(1)
+    need = diagnosed.needs.get()
+    response = client.post(
+        reverse("request_open", kwargs={"public_id": diagnosed.public_id}),
+        {
+            "need": need.pk,
+            "category": "mobility",
+            "brief": "Trois recrues sans permis",
+            "submission_id": token,
+        },
+        follow=True,
+    )
+    service_request = ServiceRequest.objects.get()
+    assert service_request.provider == transport
+    assert any("Plateforme mobilité" in text for text in alerts(response))
+
+    # The agent finds it in the organisation's queue, takes it and accepts it.
+    login(client, transport_agent)
+    queue = client.get(reverse("task_list"), {"vue": "file"}).content.decode()
+    assert diagnosed.company.name in queue
+    act(client, service_request, "claim")
+    act(client, service_request, "accept")
+    service_request.refresh_from_db()
+    assert service_request.stage == RequestStatus.ACCEPTED
+
+    act(client, service_request, "plan", {"plan-kind": "meeting", "plan-planned_on": "2026-12-03"})
+    intervention = service_request.interventions.get()
+    act(
+        client,
+        service_request,
+        "record",
+        {
+            "record-intervention": intervention.pk,
+            "record-status": "done",
+            "record-outcome": "Trois scooters prêtés",
+        },
+    )
+    act(
+        client,
+        service_request,
+        "deliver",
+        {"deliver-result_text": "Les trois recrues viennent en scooter", "deliver-hires": "3"},
+    )
+    service_request.refresh_from_db()
+    assert service_request.stage == RequestStatus.DELIVERED
+
+    # The referent sees the acceptance on the case and validates.
+    login(client, referent)
+    case_page = client.get(reverse("case_detail", kwargs={"public_id": diagnosed.public_id})).content.decode()
+    assert "Plateforme mobilité" in case_page
+    act(client, service_request, "validate", {"validate-comment": ""})
+    service_request.refresh_from_db()
+    assert service_request.stage == RequestStatus.CLOSED
+    page = client.get(
+        reverse("request_detail", kwargs={"public_id": service_request.public_id})
+    ).content.decode()
+    for step in ("Orientée", "Prise en charge", "Acceptée", "Intervention prévue", "Validée"):
+        assert step in page, step
+    diagnosed.refresh_from_db()
+    assert diagnosed.state == CaseState.ACTIVE
+
+
+def test_second_claim_through_the_page_says_who_took_it(
+    client, login, referent, transport, transport_agent, diagnosed
+):
+    service_request = services.request_open(
+        actor=referent, case=diagnosed, need=diagnosed.needs.get(), brief="x", category="mobility"
+    )
+    colleague = UserFactory()
+    MembershipFactory(user=colleague, organisation=transport, can_be_referent=False)
+    login(client, transport_agent)
+    act(client, service_request, "claim")
+    login(client, colleague)
+    response = act(client, service_request, "claim")
+    assert any("Yann Bodin" in text for text in alerts(response))
+
+
+def test_request_open_form_posted_twice_opens_one_request(client, login, referent, transport, diagnosed):
+    login(client, referent)
+    url = reverse("request_open", kwargs={"public_id": diagnosed.public_id})
+    token = re.search(r'name="submission_id" value="([0-9a-f-]+)"', client.get(url).content.decode()).group(1)
+    data = {"need": diagnosed.needs.get().pk, "category": "mobility", "brief": "x", "submission_id": token}
+    client.post(url, data)
+    response = client.post(url, data)
+    assert ServiceRequest.objects.count() == 1
+    assert response.status_code == 200
+
+
+def test_bad_action_input_is_explained(client, login, referent, transport, transport_agent, diagnosed):
+    service_request = services.request_open(
+        actor=referent, case=diagnosed, need=diagnosed.needs.get(), brief="x", category="mobility"
+    )
+    login(client, transport_agent)
+    act(client, service_request, "claim")
+    response = act(client, service_request, "decline", {"decline-reason": "other", "decline-reason_text": ""})
+    assert alerts(response) and service_request.declines.count() == 0
+    response = act(client, service_request, "nonsense")
+    assert response.status_code == 200
+    response = act(client, service_request, "plan", {"plan-kind": "meeting", "plan-planned_on": "2026-13-45"})
+    assert alerts(response) and service_request.interventions.count() == 0
+
+
+def _count(client, url, **params):
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url, params)
+    assert response.status_code == 200
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.parametrize("view", ["file", "mes-taches", "historique"])
+def test_task_lists_keep_their_query_count_at_10_and_200_tasks(client, login, referent, site, view):
+    organisation = OrganisationFactory()
+    ToolboxServiceFactory(category="mobility", provider=organisation, territories=[site.territory])
+    agent = UserFactory()
+    MembershipFactory(user=agent, organisation=organisation, can_be_referent=False)
+
+    def add_requests(number):
+        for _ in range(number):
+            case = CaseFactory(site=site, referent=referent, diagnosed=True)
+            need = NeedFactory(case=case, created_by=referent, category="mobility")
+            request = services.request_open(
+                actor=referent, case=case, need=need, brief="x", category="mobility"
+            )
+            task = request.task_set.get(flow_task=FLOW.review)
+            if view != "file":
+                services.task_claim(actor=agent, task_id=task.pk)
+            if view == "historique":
+                services.request_accept(actor=agent, task_id=task.pk)
+
+    login(client, agent)
+    add_requests(10)
+    at_10 = _count(client, reverse("task_list"), vue=view)
+    add_requests(190)
+    assert _count(client, reverse("task_list"), vue=view) == at_10
+
+
+def test_request_page_query_count(
+    client, login, referent, transport, transport_agent, diagnosed, django_assert_num_queries
+):
+    service_request = services.request_open(
+        actor=referent, case=diagnosed, need=diagnosed.needs.get(), brief="x", category="mobility"
+    )
+    login(client, transport_agent)
+    # session, user, roles (3), header counters, request, events, declines, interventions, open tasks
+    with django_assert_num_queries(11):
+        client.get(reverse("request_detail", kwargs={"public_id": service_request.public_id}))

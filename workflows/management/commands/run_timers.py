@@ -1,0 +1,26 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from workflows import timers
+
+
+class Command(BaseCommand):
+    help = (
+        "Déclenche les minuteries des demandes (délais de réponse dépassés) toutes les N secondes, "
+        "ou une seule fois avec --once. Un seul dispatcher à la fois."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--interval", type=float, default=30.0, help="secondes entre deux passages (30)")
+        parser.add_argument("--once", action="store_true", help="un seul passage, puis sortie")
+
+    def handle(self, *args, interval, once, **options):
+        if interval <= 0:
+            raise CommandError("--interval doit être positif.")
+        if once:
+            self.stdout.write(f"{timers.sweep()} minuterie(s) déclenchée(s).")
+            return
+        self.stdout.write(f"Minuteries : un passage toutes les {interval:g} s (Ctrl+C pour arrêter).")
+        try:
+            timers.loop(interval)
+        except KeyboardInterrupt:
+            pass

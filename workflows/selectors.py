@@ -1,0 +1,114 @@
+"""User-scoped reads of service requests and tasks. A request is visible exactly when its case
+is (casework's confidentiality rule, extended by workflows.rules for provider organisations)."""
+
+from django.db.models import Count, Q, QuerySet
+from django.shortcuts import get_object_or_404
+from viewflow.workflow.models import Task
+from viewflow.workflow.status import STATUS
+
+from casework import rules
+from casework.models import Case, Organisation, ToolboxService
+from workflows.flows import ServiceRequestFlow as FLOW
+from workflows.models import ServiceRequest
+
+TASK_RELATED = (
+    "process__servicerequest__case__company",
+    "process__servicerequest__case__site",
+    "process__servicerequest__provider",
+    "owner",
+)
+
+
+def requests_visible_to(user) -> QuerySet:
+    return ServiceRequest.objects.filter(case__in=Case.objects.visible_to(user).values("pk"))
+
+
+def request_get(*, user, public_id) -> ServiceRequest:
+    return get_object_or_404(
+        requests_visible_to(user).select_related(
+            "case__company", "case__site", "case__referent", "need", "service", "provider", "accepted_by"
+        ),
+        public_id=public_id,
+    )
+
+
+def request_detail(request: ServiceRequest) -> dict:
+    return {
+        "events": list(request.events.select_related("actor", "organisation")),
+        "declines": list(request.declines.select_related("organisation", "agent", "suggested_organisation")),
+        "interventions": list(request.interventions.select_related("owner", "owner_organisation")),
+        "open_tasks": list(
+            Task.objects.filter(
+                process_id=request.pk, status__in=[STATUS.NEW, STATUS.ASSIGNED]
+            ).select_related("owner")
+        ),
+    }
+
+
+def case_requests(case: Case) -> list[ServiceRequest]:
+    return list(case.requests.select_related("provider", "need").order_by("-opened_at"))
+
+
+def _queue_q(user) -> Q:
+    roles = rules.user_roles(user)
+    queue = Q(pk__in=[])
+    if roles.organisation_ids:
+        queue |= Q(flow_task=FLOW.review, process__servicerequest__provider_id__in=roles.organisation_ids)
+    if roles.animated_site_ids:
+        queue |= Q(
+            flow_task=FLOW.dispatch, process__servicerequest__case__site_id__in=roles.animated_site_ids
+        )
+    return queue
+
+
+def my_tasks(user) -> QuerySet:
+    """Tasks assigned to me and still to do."""
+    return (
+        Task.objects.filter(owner=user, status=STATUS.ASSIGNED, flow_task_type="HUMAN")
+        .select_related(*TASK_RELATED)
+        .order_by("-created", "-pk")
+    )
+
+
+def queue(user) -> QuerySet:
+    """Unclaimed tasks of my organisations (and of the sites I animate)."""
+    return (
+        Task.objects.filter(_queue_q(user), status=STATUS.NEW, flow_task_type="HUMAN")
+        .select_related(*TASK_RELATED)
+        .order_by("created", "pk")
+    )
+
+
+def history(user) -> QuerySet:
+    """What I completed."""
+    return (
+        Task.objects.filter(owner=user, status=STATUS.DONE, flow_task_type="HUMAN")
+        .select_related(*TASK_RELATED)
+        .order_by("-finished", "-pk")
+    )
+
+
+def task_counts(user) -> dict:
+    """The header counters, in one query."""
+    if not getattr(user, "is_authenticated", False):
+        return {"mine": 0, "queue": 0}
+    counts = Task.objects.filter(flow_task_type="HUMAN").aggregate(
+        mine=Count("pk", filter=Q(owner=user, status=STATUS.ASSIGNED)),
+        queue=Count("pk", filter=Q(_queue_q(user), status=STATUS.NEW)),
+    )
+    return counts
+
+
+def services_for_case(case: Case) -> QuerySet:
+    return (
+        ToolboxService.objects.filter(
+            is_active=True, provider__is_active=True, territories=case.company.territory_id
+        )
+        .select_related("provider")
+        .order_by("category", "name")
+    )
+
+
+def dispatch_candidates(request: ServiceRequest) -> QuerySet:
+    """Organisations the animators may choose: active ones, those offering the category first."""
+    return Organisation.objects.filter(is_active=True).order_by("name")

@@ -1,0 +1,40 @@
+"""The dispatcher of viewflow's database timers (response deadlines): one sweep, and a loop.
+
+`make demo` runs the loop in a thread of the server process (embedded mode: one process, the
+in-memory channel layer); production runs `manage.py run_timers` as its own long-running process
+(or `manage.py workflow_timers` from cron). Only one dispatcher should run at a time."""
+
+import logging
+import threading
+
+from django.db import close_old_connections
+from viewflow.workflow.timers import fire_due_conditions, fire_due_start_timers, fire_due_timers
+
+logger = logging.getLogger(__name__)
+
+
+def sweep() -> int:
+    """Fire every due timer once; return how many fired."""
+    close_old_connections()
+    try:
+        return fire_due_timers() + fire_due_start_timers() + fire_due_conditions()
+    finally:
+        close_old_connections()
+
+
+def loop(interval: float, stop: threading.Event | None = None) -> None:
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        try:
+            fired = sweep()
+            if fired:
+                logger.info("timers: %s fired", fired)
+        except Exception:  # a failing sweep must not stop the next ones
+            logger.exception("timers: sweep failed")
+        stop.wait(interval)
+
+
+def start_in_background(interval: float) -> threading.Thread:
+    thread = threading.Thread(target=loop, args=(interval,), name="workflow-timers", daemon=True)
+    thread.start()
+    return thread

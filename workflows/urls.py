@@ -1,0 +1,10 @@
+from django.urls import path
+
+from workflows import views
+
+urlpatterns = [
+    path("dossiers/<uuid:public_id>/demandes/nouvelle/", views.request_open, name="request_open"),
+    path("demandes/<uuid:public_id>/", views.request_detail, name="request_detail"),
+    path("demandes/<uuid:public_id>/action/<slug:name>/", views.request_action, name="request_action"),
+    path("taches/", views.task_list, name="task_list"),
+]
