@@ -9,7 +9,7 @@ from dsfr.forms import DsfrBaseForm, DsfrBoundField
 from dsfr.utils import dsfr_input_class_attr
 
 from casework.enums import CaseOutcome, CaseState, SizeBand, ToolboxCategory
-from casework.models import Need, Organisation, PilotSite, Territory
+from casework.models import Membership, Need, Organisation, PilotSite, Territory
 from casework.validators import normalise_naf, normalise_siret
 
 # django-dsfr marks optional fields with this string and ships no French for it: declared here
@@ -178,3 +178,19 @@ class ToolboxFilterForm(forms.Form):
     category = forms.ChoiceField(
         label=_("Category"), choices=[("", _("All categories")), *ToolboxCategory.choices], required=False
     )
+
+
+class HandoverForm(DsfrBaseForm):
+    to_membership = forms.ModelChoiceField(
+        label=_("New referent"),
+        queryset=Membership.objects.none(),
+        help_text=_("Advisers who may act as referent for an organisation serving the site."),
+    )
+    message = forms.CharField(
+        label=_("Message"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+    def __init__(self, *args, memberships, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to_membership"].queryset = memberships
+        self.fields["to_membership"].label_from_instance = lambda m: f"{m.user} — {m.organisation.name}"

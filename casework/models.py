@@ -414,6 +414,42 @@ class Case(ConcurrentTransitionMixin, models.Model):
         self.closed_at = timezone.now()
 
 
+class HandoverStatus(models.TextChoices):
+    PROPOSED = "proposed", _("Proposed")
+    ACCEPTED = "accepted", _("Accepted")
+    DECLINED = "declined", _("Declined")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class Handover(models.Model):
+    """A proposed change of referent: the case changes hands only when the new referent accepts."""
+
+    case = models.ForeignKey("Case", on_delete=models.CASCADE, related_name="handovers")
+    from_user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    to_user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="handovers_received")
+    to_organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    proposed_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField(_("proposed at"), default=timezone.now)
+    message = models.TextField(_("message"), blank=True)
+    status = models.CharField(
+        _("status"), max_length=20, choices=HandoverStatus.choices, default=HandoverStatus.PROPOSED
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-proposed_at", "-id"]
+        verbose_name = _("referent handover")
+        verbose_name_plural = _("referent handovers")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case"], condition=Q(status="proposed"), name="one_pending_handover_per_case"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.case} : {self.from_user} → {self.to_user}"
+
+
 class CaseTransition(models.Model):
     """One row per state change of a case, written in the same transaction as the change."""
 

@@ -6,7 +6,9 @@ roles are read once per request and cached on the user instance.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -87,9 +89,23 @@ def case_visibility_q(user) -> Q:
     visible = Q(referent_id=user.pk, referent_organisation_id__in=roles.referent_organisation_ids)
     if roles.animated_site_ids:
         visible |= Q(site_id__in=roles.animated_site_ids)
+    visible |= _handover_visibility_q(user)
     for extra in _CASE_VISIBILITY_EXTENSIONS:
         visible |= extra(user, roles)
     return visible
+
+
+def _handover_visibility_q(user) -> Q:
+    """The person asked to become referent sees the case while the handover waits; the former
+    referent keeps reading it for FORMER_REFERENT_ACCESS_DAYS after the handover."""
+    from casework.models import Handover
+
+    since = timezone.now() - timedelta(days=settings.FORMER_REFERENT_ACCESS_DAYS)
+    handovers = Handover.objects.filter(
+        Q(to_user_id=user.pk, status="proposed")
+        | Q(from_user_id=user.pk, status="accepted", decided_at__gte=since)
+    )
+    return Q(pk__in=handovers.values("case_id"))
 
 
 # Packages built on casework (workflows) add who else sees a case, e.g. the partner organisations
@@ -162,6 +178,15 @@ def sites_served_by_q(organisation_ids) -> Q:
         return Q()
     return Q(department__territories__organisations__in=organisation_ids) | Q(
         department__organisations__in=organisation_ids
+    )
+
+
+def organisations_serving_site_q(site) -> Q:
+    """The converse of `sites_served_by_q`: organisations that serve `site`."""
+    return (
+        Q(serves_whole_region=True)
+        | Q(department_id=site.department_id)
+        | Q(pk__in=site.department.territories.values("organisations"))
     )
 
 

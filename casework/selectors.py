@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404
 
 from casework import rules
 from casework.enums import ENROLLED_CASE_STATES, CaseState
-from casework.models import Case, Company, Organisation, PilotSite, ToolboxService, User
+from casework.models import Case, Company, Membership, Organisation, PilotSite, ToolboxService, User
 
 
 def case_list(*, user: User, site: PilotSite | None = None, state: str = "", query: str = "") -> QuerySet:
@@ -45,6 +45,7 @@ def case_detail(case: Case) -> dict:
         "contacts": list(case.company.contacts.all()),
         # Service requests live in `workflows`; the reverse relation keeps casework free of imports.
         "requests": list(case.requests.select_related("provider").order_by("-opened_at")),
+        "escalations": list(case.escalations.select_related("raised_by", "decided_by")),
     }
 
 
@@ -127,3 +128,36 @@ def site_overview(*, site_ids, masked: bool = False) -> list[dict]:
 def observer_site_ids(user: User) -> list[int]:
     territory_ids = rules.user_roles(user).observed_territory_ids
     return list(PilotSite.objects.filter(territory_id__in=territory_ids).values_list("pk", flat=True))
+
+
+def handover_candidates(case: Case) -> QuerySet:
+    """Memberships of advisers who may take the case: referent members of an organisation serving
+    its site (the same rule as a proposal), other than the current referent."""
+    serving = Organisation.objects.filter(rules.organisations_serving_site_q(case.site), is_active=True)
+    return (
+        Membership.objects.filter(
+            organisation__in=serving.values("pk"), can_be_referent=True, is_active=True, user__is_active=True
+        )
+        .exclude(user_id=case.referent_id)
+        .select_related("user", "organisation")
+        .order_by("user__last_name", "user__first_name", "organisation__name")
+    )
+
+
+def pending_handover(case: Case):
+    return (
+        case.handovers.filter(status="proposed")
+        .select_related("to_user", "to_organisation", "proposed_by")
+        .first()
+    )
+
+
+def toolbox_for_case(case: Case) -> QuerySet:
+    """Active services offered in the company's territory."""
+    return (
+        ToolboxService.objects.filter(
+            is_active=True, provider__is_active=True, territories=case.company.territory_id
+        )
+        .select_related("provider")
+        .order_by("category", "name")
+    )

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django_fsm import can_proceed
 
 from casework import rules
@@ -23,12 +24,16 @@ from casework.models import (
     CharterAcceptance,
     Company,
     CompanyContact,
+    Handover,
+    HandoverStatus,
+    Membership,
     Need,
     Organisation,
     PilotSite,
     User,
 )
 from casework.validators import normalise_naf, normalise_siret
+from notifications.services import notify
 
 # Transitions a user may ask for through the interface, by method name on Case.
 CASE_TRANSITIONS = ("enrol", "refuse", "diagnose", "activate", "follow_up", "close", "withdraw")
@@ -181,6 +186,14 @@ def case_propose(
             CaseTransition.objects.create(
                 case=case, name="propose", source="", target=CaseState.PROPOSED, actor=actor, at=now
             )
+            notify(
+                event_type="enrolment_proposed",
+                recipients=_site_animators(case),
+                message=gettext_lazy("%(actor)s proposes %(company)s for the site %(site)s."),
+                params={"actor": actor, "company": record.name, "site": site.name},
+                actor=actor,
+                case=case,
+            )
             return case
     except IntegrityError:
         # Another adviser proposed the same company at the same moment: the constraints held.
@@ -266,6 +279,17 @@ def case_transition(
     CaseTransition.objects.create(
         case=case, name=name, source=source, target=case.state, actor=actor, at=now, comment=reason
     )
+    if name in ("enrol", "refuse"):
+        notify(
+            event_type="enrolment_decided",
+            recipients=[case.referent],
+            message=gettext_lazy("The animators enrolled %(company)s in the experiment.")
+            if name == "enrol"
+            else gettext_lazy("The animators refused the enrolment of %(company)s: %(reason)s"),
+            params={"company": case.company.name, "reason": reason},
+            actor=actor,
+            case=case,
+        )
     return case
 
 
@@ -330,3 +354,145 @@ def need_update(*, actor: User, need: Need, **values) -> Need:
     need.save(update_fields=[*values.keys(), "updated_at"])
     Case.objects.filter(pk=case.pk).update(last_activity_at=timezone.now())
     return need
+
+
+# --- Referent handover ---------------------------------------------------------------------------
+
+
+def _site_animators(case: Case) -> list[User]:
+    return [animator.user for animator in case.site.animators.select_related("user")]
+
+
+def _check_can_take(case: Case, user: User, organisation: Organisation) -> None:
+    """`user` may become the referent of `case` acting for `organisation`."""
+    if not user.is_active:
+        raise BusinessRuleError(_("This account is not active."))
+    if not Membership.objects.filter(
+        user=user,
+        organisation=organisation,
+        is_active=True,
+        can_be_referent=True,
+        organisation__is_active=True,
+    ).exists():
+        raise BusinessRuleError(
+            _("%(user)s cannot act as referent for %(org)s.") % {"user": user, "org": organisation}
+        )
+    if not PilotSite.objects.filter(rules.sites_served_by_q([organisation.pk]), pk=case.site_id).exists():
+        raise BusinessRuleError(
+            _("%(org)s does not serve the site %(site)s.") % {"org": organisation, "site": case.site}
+        )
+
+
+@transaction.atomic
+def handover_propose(
+    *, actor: User, case: Case, to_user: User, to_organisation: Organisation, message: str = ""
+) -> Handover:
+    """The referent, or an animator of the site, proposes a new referent; nothing changes until
+    the new referent accepts."""
+    case = _locked_case(case, None)
+    if not rules.is_referent_or_animator(case, actor):
+        raise NotAllowedError(_("Only the referent or the animators of the site propose a new referent."))
+    if not case.is_open:
+        raise BusinessRuleError(_("This case is finished: its referent does not change any more."))
+    if to_user.pk == case.referent_id:
+        raise BusinessRuleError(_("This person is already the referent of the case."))
+    _check_can_take(case, to_user, to_organisation)
+    pending = case.handovers.filter(status=HandoverStatus.PROPOSED).select_related("to_user").first()
+    if pending is not None:
+        raise StaleStateError(
+            _("A handover to %(user)s is already waiting for an answer.") % {"user": pending.to_user}
+        )
+    handover = Handover.objects.create(
+        case=case,
+        from_user=case.referent,
+        to_user=to_user,
+        to_organisation=to_organisation,
+        proposed_by=actor,
+        message=(message or "").strip(),
+    )
+    notify(
+        event_type="handover_proposed",
+        recipients=[to_user],
+        message=gettext_lazy("%(actor)s proposes that you become the referent of %(company)s."),
+        params={"actor": actor, "company": case.company.name},
+        actor=actor,
+        case=case,
+    )
+    return handover
+
+
+def _pending_handover(handover: Handover) -> tuple[Handover, Case]:
+    case = _locked_case(handover.case, None)
+    handover = Handover.objects.select_for_update().select_related("to_user", "from_user").get(pk=handover.pk)
+    if handover.status != HandoverStatus.PROPOSED:
+        raise StaleStateError(_("This handover was already answered or cancelled."))
+    return handover, case
+
+
+@transaction.atomic
+def handover_accept(*, actor: User, handover: Handover) -> Case:
+    handover, case = _pending_handover(handover)
+    if actor.pk != handover.to_user_id:
+        raise NotAllowedError(_("Only the proposed referent can accept."))
+    if not case.is_open:
+        raise BusinessRuleError(_("This case is finished: its referent does not change any more."))
+    _check_can_take(case, actor, handover.to_organisation)
+    now = timezone.now()
+    previous = case.referent
+    case.referent = actor
+    case.referent_organisation = handover.to_organisation
+    case.last_activity_at = now
+    case.save(update_fields=["referent", "referent_organisation", "last_activity_at"])
+    handover.status = HandoverStatus.ACCEPTED
+    handover.decided_at = now
+    handover.save(update_fields=["status", "decided_at"])
+    CaseTransition.objects.create(
+        case=case,
+        name="handover",
+        source=case.state,
+        target=case.state,
+        actor=actor,
+        at=now,
+        comment=_("Referent: %(old)s → %(new)s (%(org)s)")
+        % {"old": previous, "new": actor, "org": handover.to_organisation},
+    )
+    notify(
+        event_type="handover_decided",
+        recipients=[previous, handover.proposed_by, *_site_animators(case)],
+        message=gettext_lazy("%(new)s is now the referent of %(company)s."),
+        params={"new": actor, "company": case.company.name},
+        actor=actor,
+        case=case,
+    )
+    return case
+
+
+@transaction.atomic
+def handover_decline(*, actor: User, handover: Handover, reason: str = "") -> Handover:
+    handover, case = _pending_handover(handover)
+    if actor.pk != handover.to_user_id:
+        raise NotAllowedError(_("Only the proposed referent can decline."))
+    handover.status = HandoverStatus.DECLINED
+    handover.decided_at = timezone.now()
+    handover.message = "\n".join(filter(None, [handover.message, (reason or "").strip()]))
+    handover.save(update_fields=["status", "decided_at", "message"])
+    notify(
+        event_type="handover_decided",
+        recipients=[handover.from_user, handover.proposed_by],
+        message=gettext_lazy("%(user)s declined to become the referent of %(company)s."),
+        params={"user": actor, "company": case.company.name},
+        actor=actor,
+        case=case,
+    )
+    return handover
+
+
+@transaction.atomic
+def handover_cancel(*, actor: User, handover: Handover) -> Handover:
+    handover, case = _pending_handover(handover)
+    if actor.pk != handover.proposed_by_id and not rules.is_referent_or_animator(case, actor):
+        raise NotAllowedError(_("Only who proposed the handover can cancel it."))
+    handover.status = HandoverStatus.CANCELLED
+    handover.decided_at = timezone.now()
+    handover.save(update_fields=["status", "decided_at"])
+    return handover

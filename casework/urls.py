@@ -16,6 +16,12 @@ urlpatterns = [
     ),
     path("dossiers/<uuid:public_id>/besoins/nouveau/", views.need_create, name="need_create"),
     path("dossiers/<uuid:public_id>/besoins/<int:need_id>/", views.need_edit, name="need_edit"),
+    path("dossiers/<uuid:public_id>/passation/", views.handover_propose, name="handover_propose"),
+    path(
+        "dossiers/<uuid:public_id>/passation/<slug:action>/",
+        views.handover_answer,
+        name="handover_answer",
+    ),
     path("entreprises/<uuid:public_id>/", views.company_detail, name="company_detail"),
     path("boite-a-outils/", views.toolbox, name="toolbox"),
 ]

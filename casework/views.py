@@ -12,13 +12,16 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from casework import rules, selectors, services
+from casework.enums import CaseOutcome
 from casework.exceptions import BusinessRuleError
 from casework.forms import (
     CaseFilterForm,
     CaseProposeForm,
+    HandoverForm,
     NeedEditForm,
     NeedForm,
     ToolboxFilterForm,
@@ -164,6 +167,16 @@ def case_detail(request, public_id):
         "can_open_request": case.state in ("diagnosed", "active")
         and rules.is_case_referent(case, request.user),
         "can_record_consent": not case.has_consent and rules.can_record_consent(case, request.user),
+        "handover": selectors.pending_handover(case),
+        "is_referent": rules.is_case_referent(case, request.user),
+        "outcome_choices": CaseOutcome.choices,
+        "is_animator": rules.is_site_animator(case.site_id, request.user),
+        "toolbox_services": list(selectors.toolbox_for_case(case))
+        if rules.is_site_animator(case.site_id, request.user)
+        else [],
+        "handover_form": HandoverForm(memberships=selectors.handover_candidates(case))
+        if case.is_open and rules.is_referent_or_animator(case, request.user)
+        else None,
     }
     return render(request, "casework/case_detail.html", context)
 
@@ -271,3 +284,54 @@ def toolbox(request):
         "casework/toolbox.html",
         {"form": form, "page": page, "query_string": query_string.urlencode()},
     )
+
+
+@require_POST
+def handover_propose(request, public_id):
+    case = selectors.case_get(user=request.user, public_id=public_id)
+    form = HandoverForm(request.POST, memberships=selectors.handover_candidates(case))
+    if not form.is_valid():
+        messages.error(request, _("Choose the new referent in the list."))
+        return redirect("case_detail", public_id=case.public_id)
+    membership = form.cleaned_data["to_membership"]
+    try:
+        services.handover_propose(
+            actor=request.user,
+            case=case,
+            to_user=membership.user,
+            to_organisation=membership.organisation,
+            message=form.cleaned_data["message"],
+        )
+    except BusinessRuleError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            _("%(user)s is asked to become the referent; nothing changes until they accept.")
+            % {"user": membership.user},
+        )
+    return redirect("case_detail", public_id=case.public_id)
+
+
+HANDOVER_ACTIONS = {
+    "accepter": (services.handover_accept, _lazy("You are now the referent of this case.")),
+    "refuser": (services.handover_decline, _lazy("You declined the handover.")),
+    "annuler": (services.handover_cancel, _lazy("The handover is cancelled.")),
+}
+
+
+@require_POST
+def handover_answer(request, public_id, action):
+    case = selectors.case_get(user=request.user, public_id=public_id)
+    handover = selectors.pending_handover(case)
+    if action not in HANDOVER_ACTIONS or handover is None:
+        messages.error(request, _("There is no handover waiting on this case any more."))
+        return redirect("case_detail", public_id=case.public_id)
+    service, done = HANDOVER_ACTIONS[action]
+    try:
+        service(actor=request.user, handover=handover)
+    except BusinessRuleError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, done)
+    return redirect("case_detail", public_id=case.public_id)

@@ -238,3 +238,5 @@ TIMERS_INTERVAL = env_int("TIMERS_INTERVAL", 30, minimum=1, maximum=3600)
 
 # django-dsfr: mark optional fields rather than required ones (current DSFR guidance).
 DSFR_MARK_OPTIONAL_FIELDS = True
+# Days the former referent keeps read access to a case after a handover.
+FORMER_REFERENT_ACCESS_DAYS = env_int("FORMER_REFERENT_ACCESS_DAYS", 30, minimum=0, maximum=365)

@@ -19,6 +19,12 @@ class EventType(models.TextChoices):
     REQUEST_VALIDATED = "request_validated", _("Request validated")
     REQUEST_SENT_BACK = "request_sent_back", _("Request sent back")
     REQUEST_CANCELLED = "request_cancelled", _("Request cancelled")
+    ENROLMENT_PROPOSED = "enrolment_proposed", _("Company proposed for enrolment")
+    ENROLMENT_DECIDED = "enrolment_decided", _("Enrolment validated or refused")
+    ESCALATION_RAISED = "escalation_raised", _("Case escalated to the animators")
+    ESCALATION_DECIDED = "escalation_decided", _("Escalation decided")
+    HANDOVER_PROPOSED = "handover_proposed", _("Referent handover proposed")
+    HANDOVER_DECIDED = "handover_decided", _("Referent handover accepted or declined")
 
 
 class Notification(models.Model):

@@ -107,6 +107,9 @@ MATRIX["request_open"] = {
 MATRIX["request_detail"] = _case_readers(200, None, method_not_allowed="POST")
 MATRIX["request_action"] = _case_readers(None, 302, method_not_allowed="GET")
 MATRIX["task_list"] = _everyone_signed_in(200, 405)
+# Escalations and handovers: POST only, answered (302 with a message) to whoever sees the case.
+for _name in ("escalation_raise", "escalation_decide", "handover_propose", "handover_answer"):
+    MATRIX[_name] = _case_readers(None, 302, method_not_allowed="GET")
 for _name in ("home", "case_list", "toolbox", "case_detail", "company_detail"):
     MATRIX[_name]["POST"] = _by_role({}, 405)
 
@@ -162,6 +165,10 @@ def world(site, other_site, referent, other_referent, agent, animator, observer,
         "need_edit": {"public_id": case.public_id, "need_id": need.pk},
         "company_detail": {"public_id": case.company.public_id},
         "request_open": {"public_id": case.public_id},
+        "escalation_raise": {"public_id": case.public_id},
+        "escalation_decide": {"public_id": case.public_id},
+        "handover_propose": {"public_id": case.public_id},
+        "handover_answer": {"public_id": case.public_id, "action": "annuler"},
         "request_detail": {"public_id": service_request.public_id},
         "request_action": {"public_id": service_request.public_id, "name": "cancel"},
     }

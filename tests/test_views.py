@@ -541,7 +541,8 @@ PAGE_QUERIES = {
     "charter": 6,
     "case_list": 9,  # + sites for the filter, count, page
     "case_propose": 12,  # + site coverage, sites and organisations (form and initial values), territories
-    "case_detail": 13,  # + case, needs, interventions, history, contacts, requests, "has needs" guard
+    "case_detail": 17,  # + case, needs, interventions, history, contacts, requests, escalations,
+    # pending handover, "has needs" guard, candidates for a new referent
     "need_create": 7,  # + case
     "need_edit": 8,  # + case, need
     "company_detail": 9,  # + company, its visible cases, contacts

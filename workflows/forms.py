@@ -3,10 +3,10 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from dsfr.forms import DsfrBaseForm
 
-from casework.enums import InterventionKind, InterventionStatus, NeedStatus, ToolboxCategory
+from casework.enums import CaseOutcome, InterventionKind, InterventionStatus, NeedStatus, ToolboxCategory
 from casework.forms import DateInput
-from casework.models import Need, Organisation, ToolboxService
-from workflows.models import DeclineReason
+from casework.models import Membership, Need, Organisation, ToolboxService
+from workflows.models import DeclineReason, EscalationDecision
 
 
 class RequestOpenForm(DsfrBaseForm):
@@ -100,3 +100,22 @@ class ValidateForm(DsfrBaseForm):
 
 class CancelForm(DsfrBaseForm):
     reason = forms.CharField(label=_("Reason"), max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class EscalationForm(DsfrBaseForm):
+    text = forms.CharField(label=_("What blocks"), max_length=5000, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class EscalationDecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=EscalationDecision.choices)
+    text = forms.CharField(required=False, max_length=5000)
+    need = forms.ModelChoiceField(queryset=Need.objects.none(), required=False)
+    service = forms.ModelChoiceField(queryset=ToolboxService.objects.none(), required=False)
+    to_membership = forms.ModelChoiceField(queryset=Membership.objects.none(), required=False)
+    outcome = forms.ChoiceField(choices=[("", "—"), *CaseOutcome.choices], required=False)
+
+    def __init__(self, *args, case, services, memberships, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["need"].queryset = case.needs.all()
+        self.fields["service"].queryset = services
+        self.fields["to_membership"].queryset = memberships

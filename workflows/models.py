@@ -181,3 +181,48 @@ class RequestEvent(models.Model):
 
     def __str__(self):
         return f"{self.request_id} — {self.get_kind_display()}"
+
+
+class EscalationDecision(models.TextChoices):
+    MOBILISE = "mobilise", _("Mobilise another partner")
+    REASSIGN = "reassign", _("Reassign the referent")
+    CLOSE = "close", _("Close the case")
+    NOTE = "note", _("Note only")
+
+
+class Escalation(models.Model):
+    """A referent asks the site's animators to unblock a case; their decision is recorded on it."""
+
+    case = models.ForeignKey("casework.Case", on_delete=models.CASCADE, related_name="escalations")
+    raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    raised_at = models.DateTimeField(_("raised at"), auto_now_add=True)
+    text = models.TextField(_("what blocks"))
+    decision = models.CharField(_("decision"), max_length=20, choices=EscalationDecision.choices, blank=True)
+    decision_text = models.TextField(_("decision details"), blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    service_request = models.ForeignKey(
+        ServiceRequest, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+        verbose_name = _("escalation")
+        verbose_name_plural = _("escalations")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case"], condition=Q(decided_at__isnull=True), name="one_open_escalation_per_case"
+            ),
+            models.CheckConstraint(
+                condition=Q(decided_at__isnull=True) | ~Q(decision=""), name="decided_escalation_has_decision"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.case} — {self.raised_at:%d/%m/%Y}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.decided_at is None

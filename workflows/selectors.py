@@ -112,3 +112,33 @@ def services_for_case(case: Case) -> QuerySet:
 def dispatch_candidates(request: ServiceRequest) -> QuerySet:
     """Organisations the animators may choose: active ones, those offering the category first."""
     return Organisation.objects.filter(is_active=True).order_by("name")
+
+
+def decisions_waiting(user) -> dict:
+    """Decisions that are not viewflow tasks but wait for this user: enrolment proposals and
+    escalations of the sites they animate, handovers addressed to them."""
+    from casework.models import Handover
+    from workflows.models import Escalation
+
+    site_ids = rules.user_roles(user).animated_site_ids
+    return {
+        "proposals": list(
+            Case.objects.filter(site_id__in=site_ids, state="proposed").select_related(
+                "company", "site", "referent"
+            )[:50]
+        )
+        if site_ids
+        else [],
+        "escalations": list(
+            Escalation.objects.filter(case__site_id__in=site_ids, decided_at__isnull=True).select_related(
+                "case__company", "raised_by"
+            )[:50]
+        )
+        if site_ids
+        else [],
+        "handovers": list(
+            Handover.objects.filter(to_user=user, status="proposed").select_related(
+                "case__company", "proposed_by"
+            )[:50]
+        ),
+    }

@@ -17,9 +17,18 @@ from casework import services as case_services
 from casework.enums import CaseState, InterventionKind, InterventionStatus, NeedStatus, ToolboxCategory
 from casework.exceptions import BusinessRuleError, NotAllowedError, StaleStateError
 from casework.models import Case, Intervention, Need, Organisation, ToolboxService, User
+from notifications.services import notify
 from workflows import events
 from workflows.flows import ServiceRequestFlow
-from workflows.models import DeclineReason, EventKind, RequestDecline, RequestStatus, ServiceRequest
+from workflows.models import (
+    DeclineReason,
+    Escalation,
+    EscalationDecision,
+    EventKind,
+    RequestDecline,
+    RequestStatus,
+    ServiceRequest,
+)
 
 OPENABLE_CASE_STATES = (CaseState.DIAGNOSED, CaseState.ACTIVE)
 FLOW = ServiceRequestFlow
@@ -65,6 +74,32 @@ def request_open(
         raise NotAllowedError(_("Only the referent of the case opens requests."))
     if submission_id is not None and ServiceRequest.objects.filter(submission_id=submission_id).exists():
         raise StaleStateError(_("This request is already open (the form was sent twice)."))
+    return _open(
+        actor=actor,
+        case=case,
+        need=need,
+        brief=brief,
+        service=service,
+        category=category,
+        desired_date=desired_date,
+        submission_id=submission_id,
+    )
+
+
+def _open(
+    *,
+    actor,
+    case,
+    need,
+    brief,
+    service=None,
+    category="",
+    desired_date=None,
+    submission_id=None,
+    on_behalf=False,
+):
+    """Open a request on a locked case: by its referent, or by an animator deciding an escalation
+    (`on_behalf`, the referent stays the owner of the validation)."""
     if case.state not in OPENABLE_CASE_STATES:
         raise BusinessRuleError(
             _("Requests are opened once the needs are diagnosed (the case is “%(state)s”).")
@@ -93,10 +128,15 @@ def request_open(
         submission_id=submission_id,
     )
     request = FLOW.start.run(request=request)
-    events.record(request, EventKind.OPENED, actor=actor)
+    events.record(
+        request,
+        EventKind.OPENED,
+        actor=actor,
+        text=gettext_lazy("Decided by the animators") if on_behalf else "",
+    )
     if need.status == NeedStatus.OPEN:
         Need.objects.filter(pk=need.pk).update(status=NeedStatus.IN_PROGRESS, updated_at=timezone.now())
-    if case.state == CaseState.DIAGNOSED:
+    if case.state == CaseState.DIAGNOSED and not on_behalf:
         case_services.case_transition(actor=actor, case=case, name="activate", expected_state=case.state)
     else:
         Case.objects.filter(pk=case.pk).update(last_activity_at=timezone.now())
@@ -560,3 +600,101 @@ def request_cancel(*, actor: User, request: ServiceRequest, reason: str) -> Serv
             return request
     except FlowLockFailed:
         raise _flow_lock_failed() from None
+
+
+# --- Escalation to the animators --------------------------------------------------------------------
+
+
+@transaction.atomic
+def escalation_raise(*, actor: User, case: Case, text: str) -> Escalation:
+    """The referent escalates a blocked case; the site's animators are told and must decide."""
+    text = (text or "").strip()
+    if not text:
+        raise BusinessRuleError(_("Say what blocks the case."))
+    case = Case.objects.select_for_update(of=("self",)).select_related("company", "site").get(pk=case.pk)
+    if not rules.is_case_referent(case, actor):
+        raise NotAllowedError(_("Only the referent of the case escalates it."))
+    if not case.is_open or case.state == CaseState.PROPOSED:
+        raise BusinessRuleError(_("Only an enrolled case that is still open can be escalated."))
+    if case.escalations.filter(decided_at__isnull=True).exists():
+        raise StaleStateError(_("This case is already escalated: the animators have not decided yet."))
+    escalation = Escalation.objects.create(case=case, raised_by=actor, text=text)
+    notify(
+        event_type="escalation_raised",
+        recipients=events.site_animators(case),
+        message=gettext_lazy("%(actor)s escalates the case of %(company)s: %(text)s"),
+        params={"actor": actor, "company": case.company.name, "text": text},
+        actor=actor,
+        case=case,
+    )
+    Case.objects.filter(pk=case.pk).update(last_activity_at=timezone.now())
+    return escalation
+
+
+@transaction.atomic
+def escalation_decide(
+    *,
+    actor: User,
+    escalation: Escalation,
+    decision: str,
+    text: str = "",
+    service: ToolboxService | None = None,
+    need: Need | None = None,
+    to_user: User | None = None,
+    to_organisation: Organisation | None = None,
+    outcome: str = "",
+) -> Escalation:
+    """The animators decide: mobilise another partner (opens a request on the chosen service),
+    reassign the referent (proposes a handover), close the case, or only note. The referent is told."""
+    escalation = (
+        Escalation.objects.select_for_update()
+        .select_related("case__site", "case__company")
+        .get(pk=escalation.pk)
+    )
+    case = escalation.case
+    if not rules.is_site_animator(case.site_id, actor):
+        raise NotAllowedError(_("Only the animators of the site decide on an escalation."))
+    if not escalation.is_open:
+        raise StaleStateError(_("This escalation was already decided."))
+    if decision not in EscalationDecision.values:
+        raise BusinessRuleError(_("Choose a decision."))
+    text = (text or "").strip()
+    if decision == EscalationDecision.MOBILISE:
+        if service is None or need is None:
+            raise BusinessRuleError(_("Choose the need and the partner's service to mobilise."))
+        escalation.service_request = _open(
+            actor=actor, case=case, need=need, service=service, brief=text or escalation.text, on_behalf=True
+        )
+    elif decision == EscalationDecision.REASSIGN:
+        if to_user is None or to_organisation is None:
+            raise BusinessRuleError(_("Choose the new referent and the organisation they act for."))
+        case_services.handover_propose(
+            actor=actor, case=case, to_user=to_user, to_organisation=to_organisation, message=text
+        )
+    elif decision == EscalationDecision.CLOSE:
+        case.refresh_from_db()
+        name = "close" if case.state in (CaseState.ACTIVE, CaseState.FOLLOW_UP) else "withdraw"
+        case_services.case_transition(
+            actor=actor,
+            case=case,
+            name=name,
+            expected_state=case.state,
+            reason=text or escalation.text,
+            outcome=outcome,
+        )
+    escalation.decision = decision
+    escalation.decision_text = text
+    escalation.decided_by = actor
+    escalation.decided_at = timezone.now()
+    escalation.save()
+    notify(
+        event_type="escalation_decided",
+        recipients=[case.referent],
+        message=gettext_lazy(
+            "The animators decided on the escalation of %(company)s: %(decision)s. %(text)s"
+        ),
+        params={"company": case.company.name, "decision": EscalationDecision(decision).label, "text": text},
+        actor=actor,
+        case=case,
+    )
+    return escalation

@@ -22,12 +22,13 @@ from workflows.forms import (
     DeclineForm,
     DeliverForm,
     DispatchForm,
+    EscalationDecisionForm,
+    EscalationForm,
     InterventionPlanForm,
     InterventionRecordForm,
     RequestOpenForm,
     ValidateForm,
 )
-from workflows.models import RequestStatus
 
 
 @require_http_methods(["GET", "POST"])
@@ -230,5 +231,57 @@ def task_list(request):
     return render(
         request,
         "workflows/task_list.html",
-        {"page": page, "view": view, "key": key, "stage_choices": dict(RequestStatus.choices)},
+        {
+            "page": page,
+            "view": view,
+            "key": key,
+            "decisions": selectors.decisions_waiting(request.user) if key == "mine" else None,
+        },
     )
+
+
+@require_POST
+def escalation_raise(request, public_id):
+    case = case_selectors.case_get(user=request.user, public_id=public_id)
+    form = EscalationForm(request.POST)
+    try:
+        services.escalation_raise(actor=request.user, case=case, text=_valid(form)["text"])
+    except BusinessRuleError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("The animators of the site are told; they will decide."))
+    return redirect("case_detail", public_id=case.public_id)
+
+
+@require_POST
+def escalation_decide(request, public_id):
+    case = case_selectors.case_get(user=request.user, public_id=public_id)
+    escalation = case.escalations.filter(decided_at__isnull=True).first()
+    if escalation is None:
+        messages.error(request, _("There is no escalation waiting on this case any more."))
+        return redirect("case_detail", public_id=case.public_id)
+    form = EscalationDecisionForm(
+        request.POST,
+        case=case,
+        services=selectors.services_for_case(case),
+        memberships=case_selectors.handover_candidates(case),
+    )
+    try:
+        data = _valid(form)
+        membership = data["to_membership"]
+        services.escalation_decide(
+            actor=request.user,
+            escalation=escalation,
+            decision=data["decision"],
+            text=data["text"],
+            need=data["need"],
+            service=data["service"],
+            to_user=membership.user if membership else None,
+            to_organisation=membership.organisation if membership else None,
+            outcome=data["outcome"],
+        )
+    except BusinessRuleError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Your decision is recorded and the referent is told."))
+    return redirect("case_detail", public_id=case.public_id)

@@ -29,10 +29,12 @@ from django.contrib.auth.hashers import make_password
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Max
 from django.utils import timezone
 from django.utils.text import slugify
 from stdnum import luhn
+from viewflow.workflow.models import Task
+from viewflow.workflow.status import STATUS
 
 from casework import rules, services
 from casework.enums import (
@@ -65,8 +67,24 @@ from casework.models import (
     ToolboxService,
     User,
 )
+from notifications.models import Notification
+
+# The demo covers the whole project: this command is the one place of casework that imports workflows.
+from workflows import routing
+from workflows import services as request_services
+from workflows.business_days import add_business_days
+from workflows.flows import ServiceRequestFlow
+from workflows.models import (
+    DeclineReason,
+    EventKind,
+    RequestDecline,
+    RequestEvent,
+    RequestStatus,
+    ServiceRequest,
+)
 
 S = CaseState
+FLOW = ServiceRequestFlow
 K = OrganisationKind
 C = ToolboxCategory
 B = SizeBand
@@ -566,6 +584,38 @@ USERS = [
         "last_name": "Chesneau",
         "memberships": [("AFPA Sablé", False, "Responsable des relations entreprises")],
     },
+    # Agents of the partners that had no member: every organisation of the toolbox can take the
+    # requests routed to it. They add no role to the table of accounts ("listed": False).
+    {
+        "local": "agent.region",
+        "first_name": "Sophie",
+        "last_name": "Chéneau",
+        "memberships": [("Région Pays de la Loire — DTOE", False, "Chargée de mission emploi-formation")],
+        "listed": False,
+    },
+    {
+        "local": "agent.clee",
+        "first_name": "Damien",
+        "last_name": "Morisseau",
+        "memberships": [("CLEE du Saumurois", False, "Coordinateur école-entreprise")],
+        "listed": False,
+    },
+    {
+        "local": "agent.cc-herbiers",
+        "first_name": "Lucie",
+        "last_name": "Grellier",
+        "memberships": [
+            ("Communauté de communes du Pays des Herbiers", False, "Chargée de l'accueil des nouveaux actifs")
+        ],
+        "listed": False,
+    },
+    {
+        "local": "agent.creche",
+        "first_name": "Karima",
+        "last_name": "Benali",
+        "memberships": [("Crèche interentreprises Les Petits Bocains", False, "Directrice de la crèche")],
+        "listed": False,
+    },
     {
         "local": "observateur.44",
         "first_name": "Patrick",
@@ -640,10 +690,12 @@ class Account:
 
 def demo_accounts() -> list[Account]:
     """The demo accounts with their roles ("admin", "cdet", "dtoe", "referent", "agent",
-    "observer"), as listed to the operator."""
+    "observer"), as listed to the operator (not the unlisted agents, who add no role)."""
     sites = {site["slug"]: site["name"] for site in PILOT_SITES}
     accounts = []
     for spec in user_specs():
+        if not spec.get("listed", True):
+            continue
         roles, places = [], []
         if spec.get("admin"):
             roles.append("admin")
@@ -1104,6 +1156,194 @@ def need_description(category: str, job: str) -> str:
     return texts[category]
 
 
+# --- Service requests of the demo cases ----------------------------------------------------------
+# Each request follows a scenario: where it stands now and how it got there (see
+# `Command.request_steps`). Active cases show every stage of the flow: the scenarios of
+# ACTIVE_FIRST go, in this order, to the first requests that can take them (a re-routing needs two
+# providers of the category in the company's territory), then ACTIVE_ROTATION turns.
+WAITING = "waiting"  # in the queue of the provider chosen by the routing
+WAITING_SOON = "waiting_soon"  # in the queue, response deadline within about a business day
+WAITING_OVERDUE = "waiting_overdue"  # in the queue, response deadline passed: the timer is due
+CLAIMED = "claimed"  # taken by an agent of the provider
+CLAIMED_OVERDUE = "claimed_overdue"  # taken, never answered, response deadline passed
+ACCEPTED = "accepted"  # accepted, interventions planned (one done, one to come)
+DELIVERED = "delivered"  # delivered, waiting for the referent's validation
+VALIDATED = "validated"  # closed by the referent, with the results of the delivery
+REROUTED = "rerouted"  # declined by a first provider who suggested another, now in its queue
+REROUTED_VALIDATED = "rerouted_validated"  # the same, then delivered by the second one and closed
+UNROUTABLE = "unroutable"  # declined by every provider: waiting for the animators (dispatch)
+CANCELLED = "cancelled"  # cancelled by the referent while waiting
+ACCEPTED_CANCELLED = "accepted_cancelled"  # cancelled after the first intervention, nobody hired
+
+ACTIVE_FIRST = [
+    WAITING_OVERDUE,
+    ACCEPTED,
+    CLAIMED,
+    DELIVERED,
+    UNROUTABLE,
+    WAITING_SOON,
+    REROUTED,
+    CANCELLED,
+    CLAIMED_OVERDUE,
+    VALIDATED,
+    WAITING,
+]
+ACTIVE_ROTATION = [ACCEPTED, WAITING, DELIVERED, CLAIMED, VALIDATED, WAITING_SOON, UNROUTABLE, CANCELLED]
+# Scenarios whose opening names the toolbox service (hence the provider and its response time).
+EXPLICIT_SERVICE = {WAITING_SOON, WAITING_OVERDUE, CLAIMED_OVERDUE, REROUTED, REROUTED_VALIDATED}
+# Scenarios that go through the routing beyond the first provider.
+ROUTED_FURTHER = {REROUTED, REROUTED_VALIDATED, UNROUTABLE}
+
+
+def request_brief(category: str, job: str, quantity: int | None) -> str:
+    texts = {
+        C.RECRUITMENT: (
+            f"Présélectionner des {job} pour {plural(quantity or 1, 'poste')} à pourvoir et organiser les "
+            "entretiens avec l'entreprise."
+        ),
+        C.TRAINING: f"Monter une formation courte avant l'embauche de candidats sans expérience ({job}).",
+        C.INSERTION: "Présenter des personnes accompagnées motivées par le métier, avec un suivi en poste.",
+        C.ORIENTATION: f"Faire découvrir le métier ({job}) à des jeunes : visite de l'atelier et immersions.",
+        C.HR_SUPPORT: "Aider le dirigeant à structurer l'accueil et l'intégration des nouveaux salariés.",
+        C.HOUSING: "Trouver des logements temporaires pour deux alternants et un salarié venu de loin.",
+        C.MOBILITY: "Proposer une solution de transport à des salariés sans permis, en horaires postés.",
+        C.CHILDCARE: "Trouver des places de garde en horaires décalés pour des salariées en équipe du matin.",
+        C.OTHER: "Accompagner le conjoint d'un futur salarié dans sa recherche d'emploi sur le territoire.",
+    }
+    return texts[category]
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count > 1 else ''}"
+
+
+def request_result(category: str, seed: int) -> dict:
+    """What the provider declares at delivery: a text and, where they apply, the figures."""
+    candidates, hires, trainings = 3 + seed % 6, 1 + seed % 3, 2 + seed % 5
+    if category == C.RECRUITMENT:
+        return {
+            "result_text": f"{plural(candidates, 'candidat')} présentés après évaluation, "
+            f"{plural(hires, 'recrutement')} en CDI.",
+            "candidates": candidates,
+            "hires": hires,
+        }
+    if category == C.TRAINING:
+        return {
+            "result_text": f"Session montée avec l'organisme de formation : {plural(trainings, 'personne')} "
+            f"en formation, {plural(min(hires, trainings), 'embauche')} prévue à l'issue.",
+            "candidates": trainings + 2,
+            "hires": min(hires, trainings),
+            "trainings": trainings,
+        }
+    if category == C.INSERTION:
+        return {
+            "result_text": f"{plural(candidates, 'personne')} présentées, "
+            f"{plural(hires, 'embauche')} avec un tuteur désigné dans l'équipe.",
+            "candidates": candidates,
+            "hires": hires,
+        }
+    texts = {
+        C.ORIENTATION: "Visite de l'atelier et immersions : quinze jeunes accueillis, deux candidatures "
+        "en alternance.",
+        C.HR_SUPPORT: "Diagnostic RH remis au dirigeant : livret d'accueil et parcours d'intégration en place.",
+        C.HOUSING: "Trois logements temporaires trouvés pour les nouveaux salariés, de un à six mois.",
+        C.MOBILITY: "Deux véhicules en location solidaire pendant trois mois ; covoiturage organisé.",
+        C.CHILDCARE: "Trois places réservées en horaires décalés pour les salariées de l'équipe du matin.",
+        C.OTHER: "Le conjoint a rencontré trois employeurs du territoire ; un contrat est signé.",
+    }
+    return {"result_text": texts[category]}
+
+
+# Interventions of a provider, per category: (kind, notes, outcome once done).
+REQUEST_INTERVENTIONS = {
+    C.RECRUITMENT: [
+        (
+            InterventionKind.RECRUITMENT_SESSION,
+            "Session de recrutement par simulation sur le plateau technique.",
+            "Dix candidats évalués, quatre retenus pour un entretien.",
+        ),
+        (
+            InterventionKind.JOB_DATING,
+            "Job dating dans les locaux de l'entreprise.",
+            "Huit candidats rencontrés, deux promesses d'embauche.",
+        ),
+    ],
+    C.TRAINING: [
+        (
+            InterventionKind.INFORMATION_SESSION,
+            "Réunion d'information collective sur la formation.",
+            "Douze personnes présentes, six inscrites aux tests.",
+        ),
+        (
+            InterventionKind.TRAINING_SESSION,
+            "Démarrage de la formation au centre, avec une période dans l'entreprise.",
+            "Formation lancée, tuteurs de l'entreprise désignés.",
+        ),
+    ],
+    C.INSERTION: [
+        (
+            InterventionKind.MEETING,
+            "Rencontre entre le futur tuteur et les conseillers.",
+            "Postes et tutorat présentés, quatre personnes repérées.",
+        ),
+        (
+            InterventionKind.JOB_DATING,
+            "Rencontres entre l'entreprise et les personnes accompagnées.",
+            "Quatre personnes reçues, deux immersions programmées.",
+        ),
+    ],
+    C.ORIENTATION: [
+        (
+            InterventionKind.COMPANY_VISIT,
+            "Visite de l'atelier avec un groupe de jeunes.",
+            "Quinze jeunes accueillis, quatre demandes d'immersion.",
+        ),
+        (
+            InterventionKind.INFORMATION_SESSION,
+            "Présentation des métiers de l'entreprise au collège.",
+            "Deux classes de 3e rencontrées, stages d'observation proposés.",
+        ),
+    ],
+}
+DEFAULT_REQUEST_INTERVENTIONS = [
+    (
+        InterventionKind.MEETING,
+        "Rendez-vous avec le dirigeant dans l'entreprise.",
+        "Besoins précisés, plan d'action validé avec le dirigeant.",
+    ),
+    (
+        InterventionKind.MEETING,
+        "Point d'étape avec l'entreprise et les salariés concernés.",
+        "Solutions présentées, mise en œuvre engagée.",
+    ),
+]
+DECLINES = [
+    (DeclineReason.NO_CAPACITY, ""),
+    (DeclineReason.OUT_OF_SCOPE, ""),
+    (DeclineReason.OTHER, "Nos conseillers sont mobilisés sur un plan de reclassement jusqu'à la fin du mois."),
+    (DeclineReason.ALREADY_SUPPORTED, ""),
+]
+SUGGESTED_DECLINE = (DeclineReason.OTHER, "Notre partenaire est mieux placé pour ce besoin : nous le lui confions.")
+SEND_BACK_COMMENT = "Merci de joindre le bilan des entretiens (candidats reçus et suites données)."
+CANCEL_REASONS = [
+    "L'entreprise a finalement recruté par ses propres moyens.",
+    "Le poste est gelé jusqu'au prochain budget : l'entreprise reviendra vers nous.",
+]
+CANCEL_REASON_NOBODY_HIRED = (
+    "Aucun des candidats présentés n'a été retenu : l'entreprise suspend ce recrutement."
+)
+CANCEL_REASON_COMPANY_LEFT = "L'entreprise ne donne plus suite aux sollicitations."
+CANCEL_REASON_NEED_DROPPED = "L'entreprise a mis ce besoin de côté pour se concentrer sur ses recrutements."
+
+
+def hours(count: float) -> datetime.timedelta:
+    return datetime.timedelta(hours=count)
+
+
+def days(count: float) -> datetime.timedelta:
+    return datetime.timedelta(days=count)
+
+
 def timeline(seed: int, steps: int, now: datetime.datetime, spread_days: int = 21) -> list[datetime.datetime]:
     """`steps` increasing, timezone-aware moments ending a little before `now`, a few days apart."""
     moment = now - datetime.timedelta(
@@ -1309,6 +1549,33 @@ class Command(BaseCommand):
             "role", "user__username"
         ):
             self.animators.setdefault(animator.site_id, []).append(self.users[animator.user_id])
+        # Who acts for an organisation on the requests routed to it: its agents, else its referents.
+        agents, referents = {}, {}
+        for membership in memberships:
+            group = referents if membership.can_be_referent else agents
+            group.setdefault(membership.organisation_id, []).append(self.users[membership.user_id])
+        self.acting = {**referents, **agents}
+        # The toolbox offer of each territory: active services of active providers with someone to
+        # answer, per (territory, category); and the categories whose every provider is staffed
+        # (the routing may then be left to choose).
+        self.offers, unstaffed = {}, set()
+        services_offered = (
+            ToolboxService.objects.filter(is_active=True, provider__is_active=True)
+            .select_related("provider")
+            .prefetch_related("territories")
+            .order_by("provider__name", "name", "pk")
+        )
+        for service in services_offered:
+            for territory in service.territories.all():
+                key = (territory.pk, service.category)
+                if service.provider_id in self.acting:
+                    self.offers.setdefault(key, []).append(service)
+                else:
+                    unstaffed.add(key)
+        self.fully_staffed = set(self.offers) - unstaffed
+        self.scenarios_to_show = list(ACTIVE_FIRST)
+        self.rotation = 0
+        self.fixed_moments = {}
 
     def referent_for(self, site, position):
         """(user, organisation) acting as referent: the site's local referents in turn, and every
