@@ -206,3 +206,72 @@ def test_request_page_query_count(
     # session, user, roles (3), header counters, request, events, declines, interventions, open tasks
     with django_assert_num_queries(11):
         client.get(reverse("request_detail", kwargs={"public_id": service_request.public_id}))
+
+
+def test_decline_dispatch_send_back_and_cancel_through_the_pages(
+    client, login, referent, animator, transport, transport_agent, diagnosed
+):
+    service_request = services.request_open(
+        actor=referent, case=diagnosed, need=diagnosed.needs.get(), brief="x", category="mobility"
+    )
+    # The only provider declines: nobody is left, the animators choose a partner by hand.
+    login(client, transport_agent)
+    act(client, service_request, "claim")
+    act(client, service_request, "decline", {"decline-reason": "no_capacity"})
+    service_request.refresh_from_db()
+    assert service_request.stage == RequestStatus.UNROUTABLE
+    login(client, animator)
+    page = client.get(
+        reverse("request_detail", kwargs={"public_id": service_request.public_id})
+    ).content.decode()
+    assert "Confier à cette structure" in page
+    garage = OrganisationFactory(name="Garage solidaire")
+    mechanic = UserFactory()
+    MembershipFactory(user=mechanic, organisation=garage, can_be_referent=False)
+    act(client, service_request, "dispatch", {"dispatch-provider": garage.pk})
+    service_request.refresh_from_db()
+    assert service_request.provider == garage and service_request.stage == RequestStatus.WAITING
+
+    login(client, mechanic)
+    act(client, service_request, "claim")
+    act(client, service_request, "accept")
+    act(client, service_request, "deliver", {"deliver-result_text": "Deux voitures prêtées"})
+    login(client, referent)
+    response = act(client, service_request, "send_back", {"validate-comment": ""})
+    assert alerts(response)  # a comment is required to send back
+    act(client, service_request, "send_back", {"validate-comment": "Il manque la troisième recrue"})
+    service_request.refresh_from_db()
+    assert service_request.stage == RequestStatus.ACCEPTED
+
+    # The referent cannot move the case to follow-up while a request is open; cancelling closes it.
+    diagnosed.refresh_from_db()
+    follow_up = client.post(
+        reverse("case_transition", kwargs={"public_id": diagnosed.public_id, "name": "follow_up"}),
+        {"follow_up-expected_state": "active"},
+        follow=True,
+    )
+    assert any("encore ouvertes" in text for text in alerts(follow_up))
+    act(client, service_request, "cancel", {"cancel-reason": "La troisième recrue a son permis"})
+    service_request.refresh_from_db()
+    assert service_request.stage == RequestStatus.CANCELLED
+    client.post(
+        reverse("case_transition", kwargs={"public_id": diagnosed.public_id, "name": "follow_up"}),
+        {"follow_up-expected_state": "active"},
+    )
+    diagnosed.refresh_from_db()
+    assert diagnosed.state == CaseState.FOLLOW_UP
+
+
+def test_an_agent_of_another_organisation_neither_sees_nor_claims(
+    client, login, referent, transport, diagnosed, agent
+):
+    service_request = services.request_open(
+        actor=referent, case=diagnosed, need=diagnosed.needs.get(), brief="x", category="mobility"
+    )
+    login(client, agent)
+    assert (
+        client.get(reverse("request_detail", kwargs={"public_id": service_request.public_id})).status_code
+        == 404
+    )
+    assert act(client, service_request, "claim").status_code == 404
+    assert diagnosed.company.name not in client.get(reverse("task_list"), {"vue": "file"}).content.decode()

@@ -1,6 +1,7 @@
 """The service request flow, driven through the services as the users' actions would."""
 
 import datetime
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
@@ -292,3 +293,15 @@ def test_only_the_referent_opens_and_only_in_the_right_states(world, referent, a
         services.request_open(
             actor=referent, case=world["case"], need=world["need"], brief="x", category="rockets"
         )
+
+
+def test_run_timers_once_escalates_like_workflow_timers(world, referent):
+    """The dispatcher that production runs (`manage.py run_timers`) fires the same deadlines."""
+    request = open_request(world, referent)
+    Task.objects.filter(process_id=request.pk, flow_task_type="TIMER").update(
+        scheduled=timezone.now() - datetime.timedelta(seconds=1)
+    )
+    out = StringIO()
+    call_command("run_timers", "--once", stdout=out)
+    request.refresh_from_db()
+    assert request.overdue and "1 minuterie" in out.getvalue()
