@@ -7,7 +7,7 @@ from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 
 from casework import rules
-from casework.models import Case, Organisation, ToolboxService
+from casework.models import Case, ToolboxService
 from workflows.flows import ServiceRequestFlow as FLOW
 from workflows.models import ServiceRequest
 
@@ -109,9 +109,15 @@ def services_for_case(case: Case) -> QuerySet:
     )
 
 
-def dispatch_candidates(request: ServiceRequest) -> QuerySet:
-    """Organisations the animators may choose: active ones, those offering the category first."""
-    return Organisation.objects.filter(is_active=True).order_by("name")
+def open_task(request: ServiceRequest, *nodes) -> Task | None:
+    """The task of one of these nodes still to do on the request (at most one at a time)."""
+    return (
+        Task.objects.filter(
+            process_id=request.pk, flow_task__in=nodes, status__in=[STATUS.NEW, STATUS.ASSIGNED]
+        )
+        .order_by("-pk")
+        .first()
+    )
 
 
 def decisions_waiting(user) -> dict:

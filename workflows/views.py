@@ -118,8 +118,7 @@ def request_detail(request, public_id):
 
 
 def _open_task(service_request, *nodes):
-    tasks = selectors.request_detail(service_request)["open_tasks"]
-    task = next((t for t in tasks if t.flow_task in nodes), None)
+    task = selectors.open_task(service_request, *nodes)
     if task is None:
         raise BusinessRuleError(_("There is nothing to do on this request at this step any more."))
     return task
