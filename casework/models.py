@@ -398,6 +398,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         source=[S.ACTIVE, S.FOLLOW_UP],
         target=S.CLOSED,
         permission=rules.is_referent_or_animator,
+        conditions=[rules.no_open_requests],
         custom={"label": _("Close the case"), "reason": False, "outcome": True},
     )
     def close(self):
@@ -408,6 +409,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         source=[S.PROPOSED, S.ENROLLED, S.DIAGNOSED, S.ACTIVE, S.FOLLOW_UP],
         target=S.WITHDRAWN,
         permission=rules.is_referent_or_animator,
+        conditions=[rules.no_open_requests],
         custom={"label": _("Withdraw the case"), "reason": True},
     )
     def withdraw(self):

@@ -491,7 +491,9 @@ def handover_decline(*, actor: User, handover: Handover, reason: str = "") -> Ha
 def handover_cancel(*, actor: User, handover: Handover) -> Handover:
     handover, case = _pending_handover(handover)
     if actor.pk != handover.proposed_by_id and not rules.is_referent_or_animator(case, actor):
-        raise NotAllowedError(_("Only who proposed the handover can cancel it."))
+        raise NotAllowedError(
+            _("Only who proposed the handover, the referent or the animators of the site can cancel it.")
+        )
     handover.status = HandoverStatus.CANCELLED
     handover.decided_at = timezone.now()
     handover.save(update_fields=["status", "decided_at"])

@@ -235,3 +235,71 @@ def test_handover_through_the_pages(client, login, active_case, referent, succes
     client.post(reverse("handover_answer", kwargs={"public_id": active_case.public_id, "action": "accepter"}))
     active_case.refresh_from_db()
     assert active_case.referent == successor
+
+
+# --- Cases and their open requests -----------------------------------------------------------------
+
+
+@pytest.fixture
+def housing(site):
+    organisation = OrganisationFactory(name="Habitat Jeunes")
+    ToolboxServiceFactory(category="housing", provider=organisation, territories=[site.territory])
+    return organisation
+
+
+def test_a_case_with_open_requests_is_not_closed_or_withdrawn(active_case, referent, housing):
+    services.request_open(
+        actor=referent, case=active_case, need=active_case.needs.get(), brief="x", category="housing"
+    )
+    for name in ("close", "withdraw"):
+        with pytest.raises(BusinessRuleError, match="ouvertes|open"):
+            case_services.case_transition(
+                actor=referent,
+                case=active_case,
+                name=name,
+                expected_state="active",
+                reason="r",
+                outcome="not_met",
+            )
+
+
+def test_escalation_close_cancels_the_open_requests_first(active_case, referent, animator, housing):
+    request = services.request_open(
+        actor=referent, case=active_case, need=active_case.needs.get(), brief="x", category="housing"
+    )
+    escalation = services.escalation_raise(actor=referent, case=active_case, text="Fin")
+    services.escalation_decide(
+        actor=animator, escalation=escalation, decision="close", outcome="company_left"
+    )
+    request.refresh_from_db()
+    active_case.refresh_from_db()
+    assert request.stage == RequestStatus.CANCELLED and active_case.state == CaseState.CLOSED
+
+
+def test_validation_follows_the_referent_after_a_handover(
+    client, login, active_case, referent, housing, successor, referent_organisation
+):
+    from workflows.flows import ServiceRequestFlow as FLOW
+    from workflows.selectors import my_tasks
+
+    request = services.request_open(
+        actor=referent, case=active_case, need=active_case.needs.get(), brief="x", category="housing"
+    )
+    agent = UserFactory()
+    MembershipFactory(user=agent, organisation=housing, can_be_referent=False)
+    review = request.task_set.get(flow_task=FLOW.review)
+    services.task_claim(actor=agent, task_id=review.pk)
+    services.request_accept(actor=agent, task_id=review.pk)
+    services.request_deliver(
+        actor=agent, task_id=request.task_set.get(flow_task=FLOW.deliver).pk, result_text="Fait"
+    )
+    assert my_tasks(referent).filter(flow_task=FLOW.validate).exists()
+    handover = case_services.handover_propose(
+        actor=referent, case=active_case, to_user=successor, to_organisation=referent_organisation
+    )
+    case_services.handover_accept(actor=successor, handover=handover)
+    assert not my_tasks(referent).filter(flow_task=FLOW.validate).exists()
+    validate = my_tasks(successor).get(flow_task=FLOW.validate)
+    services.request_validate(actor=successor, task_id=validate.pk, accept=True)
+    request.refresh_from_db()
+    assert request.stage == RequestStatus.CLOSED

@@ -541,7 +541,7 @@ PAGE_QUERIES = {
     "charter": 6,
     "case_list": 9,  # + sites for the filter, count, page
     "case_propose": 12,  # + site coverage, sites and organisations (form and initial values), territories
-    "case_detail": 17,  # + case, needs, interventions, history, contacts, requests, escalations,
+    "case_detail": 18,  # + "no open request" guard of close/withdraw, case, needs, interventions, history, contacts, requests, escalations,
     # pending handover, "has needs" guard, candidates for a new referent
     "need_create": 7,  # + case
     "need_edit": 8,  # + case, need

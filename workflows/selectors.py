@@ -61,10 +61,18 @@ def _queue_q(user) -> Q:
     return queue
 
 
+def _mine_q(user) -> Q:
+    """Tasks assigned to me; a delivery to validate belongs to the case's current referent, even
+    when it was assigned to the referent before a handover."""
+    return (Q(owner=user) & ~Q(flow_task=FLOW.validate)) | Q(
+        flow_task=FLOW.validate, process__servicerequest__case__referent=user
+    )
+
+
 def my_tasks(user) -> QuerySet:
     """Tasks assigned to me and still to do."""
     return (
-        Task.objects.filter(owner=user, status=STATUS.ASSIGNED, flow_task_type="HUMAN")
+        Task.objects.filter(_mine_q(user), status=STATUS.ASSIGNED, flow_task_type="HUMAN")
         .select_related(*TASK_RELATED)
         .order_by("-created", "-pk")
     )
@@ -93,7 +101,7 @@ def task_counts(user) -> dict:
     if not getattr(user, "is_authenticated", False):
         return {"mine": 0, "queue": 0}
     counts = Task.objects.filter(flow_task_type="HUMAN").aggregate(
-        mine=Count("pk", filter=Q(owner=user, status=STATUS.ASSIGNED)),
+        mine=Count("pk", filter=Q(_mine_q(user), status=STATUS.ASSIGNED)),
         queue=Count("pk", filter=Q(_queue_q(user), status=STATUS.NEW)),
     )
     return counts

@@ -199,17 +199,20 @@ def task_claim(*, actor: User, task_id: int) -> Task:
 def task_release(*, actor: User, task_id: int) -> Task:
     """Put a task one took back into the queue."""
     task = _task(task_id, FLOW.review, FLOW.dispatch)
-    with task.activation() as activation:
-        _check_open(task)
-        if task.owner_id != actor.pk or task.status != STATUS.ASSIGNED:
-            raise NotAllowedError(_("Only the person who took this task can release it."))
-        activation.unassign()
-        request = activation.process
-        if task.flow_task == FLOW.review:
-            request.stage = RequestStatus.WAITING
-            request.save(update_fields=["stage"])
-            events.record(request, EventKind.RELEASED, actor=actor, organisation=request.provider)
-        return task
+    try:
+        with task.activation() as activation:
+            _check_open(task)
+            if task.owner_id != actor.pk or task.status != STATUS.ASSIGNED:
+                raise NotAllowedError(_("Only the person who took this task can release it."))
+            activation.unassign()
+            request = activation.process
+            if task.flow_task == FLOW.review:
+                request.stage = RequestStatus.WAITING
+                request.save(update_fields=["stage"])
+                events.record(request, EventKind.RELEASED, actor=actor, organisation=request.provider)
+            return task
+    except FlowLockFailed:
+        raise _flow_lock_failed() from None
 
 
 def _task(task_id: int, *nodes) -> Task:
@@ -565,14 +568,23 @@ def request_validate(*, actor: User, task_id: int, accept: bool, comment: str = 
 
 @transaction.atomic
 def request_cancel(*, actor: User, request: ServiceRequest, reason: str) -> ServiceRequest:
+    """The referent cancels an open request, with a reason."""
     reason = (reason or "").strip()
     if not reason:
         raise BusinessRuleError(_("Please give a reason."))
+    request = ServiceRequest.objects.select_related("case__company").get(pk=request.pk)
+    if not rules.is_case_referent(request.case, actor):
+        raise NotAllowedError(_("Only the referent of the case cancels a request."))
+    return _cancel(request, actor, reason)
+
+
+def _cancel(request: ServiceRequest, actor: User, reason: str) -> ServiceRequest:
+    """Cancel the process and every task still to do; tell whoever was working on it."""
     try:
         with FLOW.lock(request.pk):
-            request = ServiceRequest.objects.select_related("case__company", "provider").get(pk=request.pk)
-            if not rules.is_case_referent(request.case, actor):
-                raise NotAllowedError(_("Only the referent of the case cancels a request."))
+            request = ServiceRequest.objects.select_related("case__company", "case__site", "provider").get(
+                pk=request.pk
+            )
             if not request.is_open:
                 raise StaleStateError(_("This request is already closed."))
             provider_was_involved = request.stage in (
@@ -581,17 +593,21 @@ def request_cancel(*, actor: User, request: ServiceRequest, reason: str) -> Serv
                 RequestStatus.ACCEPTED,
                 RequestStatus.DELIVERED,
             )
+            waiting_for_animators = request.stage == RequestStatus.UNROUTABLE
             FLOW.instance.cancel(request)
             request.refresh_from_db()
             request.stage = RequestStatus.CANCELLED
             request.cancel_reason = reason
             request.save(update_fields=["stage", "cancel_reason"])
             events.record(request, EventKind.CANCELLED, actor=actor, text=reason)
+            recipients = events.provider_agents(request.provider) if provider_was_involved else []
+            if waiting_for_animators:
+                recipients += events.site_animators(request.case)
             events.tell(
                 request,
                 "request_cancelled",
-                events.provider_agents(request.provider) if provider_was_involved else [],
-                gettext_lazy("The referent cancelled the %(category)s request of %(company)s: %(reason)s"),
+                [*recipients, request.case.referent],
+                gettext_lazy("The %(category)s request of %(company)s is cancelled: %(reason)s"),
                 actor=actor,
                 category=request.category_label,
                 reason=reason,
@@ -672,6 +688,9 @@ def escalation_decide(
             actor=actor, case=case, to_user=to_user, to_organisation=to_organisation, message=text
         )
     elif decision == EscalationDecision.CLOSE:
+        # The animators' decision ends the open requests of the case first.
+        for open_request in case.requests.exclude(stage__in=[RequestStatus.CLOSED, RequestStatus.CANCELLED]):
+            _cancel(open_request, actor, text or escalation.text)
         case.refresh_from_db()
         name = "close" if case.state in (CaseState.ACTIVE, CaseState.FOLLOW_UP) else "withdraw"
         case_services.case_transition(

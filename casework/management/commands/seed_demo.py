@@ -7,15 +7,25 @@ Runs `seed_region` first, then creates, idempotently (natural keys, create-only 
 - the demo accounts (one password, `DEMO_PASSWORD`), every role represented, plus one user
   holding two roles (see `USERS`, username "multi-roles@...");
 - fictional companies with valid SIRETs (company i always gets the same SIRET, so a second run
-  finds it and skips it) and one case each.
+  finds it and skips it) and one case each;
+- on the cases in support (active, follow-up, closed), their service requests, created with the
+  case (so a second run, skipping the company, creates none): one per need whose category the
+  toolbox offers in the company's territory. Active cases show every stage of the request flow
+  (waiting in a partner's queue, one or two of them past their response deadline so that the next
+  sweep of the timers escalates them, claimed, accepted with interventions planned, delivered,
+  validated, declined then re-routed, declined by everyone and waiting for the animators,
+  cancelled); the requests of cases in follow-up or closed are all validated or cancelled. Every
+  step goes through `workflows.services`, by a user entitled to it (the provider's agents, or its
+  referents when it has no agent; the partners without any member get an unlisted demo agent).
 
 Up to `SERVICE_PATH_MAX` companies, cases are built through the real service functions
-(`case_propose`, `case_transition`, `need_create`...), exactly as users would, so the transition
-log is genuine; the timestamps are then moved back in time (a few weeks to a few months) so that
-the demo shows a plausible history rather than everything happening "just now". Above that
-volume (benchmarks), companies beyond the curated set are written with `bulk_create` in batches:
-cases get their state directly, one transition row per step, one need when diagnosed; the site
-cap is ignored there.
+(`case_propose`, `case_transition`, `need_create`, `request_open`, `request_accept`...), exactly as
+users would, so the transition log and the request timelines are genuine; the timestamps are then
+moved back in time (a few weeks to a few months, each request's steps in order, between the start
+of the support and the next transition of the case) so that the demo shows a plausible history
+rather than everything happening "just now". Above that volume (benchmarks), companies beyond the
+curated set are written with `bulk_create` in batches: cases get their state directly, one
+transition row per step, one need when diagnosed, no service request; the site cap is ignored there.
 
 Demo users have not accepted the confidentiality charter: the demo shows it at first login.
 """
@@ -1245,7 +1255,7 @@ def request_result(category: str, seed: int) -> dict:
     texts = {
         C.ORIENTATION: "Visite de l'atelier et immersions : quinze jeunes accueillis, deux candidatures "
         "en alternance.",
-        C.HR_SUPPORT: "Diagnostic RH remis au dirigeant : livret d'accueil et parcours d'intégration en place.",
+        C.HR_SUPPORT: "Diagnostic RH remis au dirigeant : livret d'accueil et parcours d'intégration créés.",
         C.HOUSING: "Trois logements temporaires trouvés pour les nouveaux salariés, de un à six mois.",
         C.MOBILITY: "Deux véhicules en location solidaire pendant trois mois ; covoiturage organisé.",
         C.CHILDCARE: "Trois places réservées en horaires décalés pour les salariées de l'équipe du matin.",
@@ -1319,11 +1329,17 @@ DEFAULT_REQUEST_INTERVENTIONS = [
 ]
 DECLINES = [
     (DeclineReason.NO_CAPACITY, ""),
-    (DeclineReason.OUT_OF_SCOPE, ""),
-    (DeclineReason.OTHER, "Nos conseillers sont mobilisés sur un plan de reclassement jusqu'à la fin du mois."),
+    (
+        DeclineReason.OTHER,
+        "Nos conseillers sont mobilisés sur un plan de reclassement jusqu'à la fin du mois.",
+    ),
     (DeclineReason.ALREADY_SUPPORTED, ""),
+    (DeclineReason.OUT_OF_SCOPE, ""),
 ]
-SUGGESTED_DECLINE = (DeclineReason.OTHER, "Notre partenaire est mieux placé pour ce besoin : nous le lui confions.")
+SUGGESTED_DECLINE = (
+    DeclineReason.OTHER,
+    "Notre partenaire est mieux placé pour ce besoin : nous le lui confions.",
+)
 SEND_BACK_COMMENT = "Merci de joindre le bilan des entretiens (candidats reçus et suites données)."
 CANCEL_REASONS = [
     "L'entreprise a finalement recruté par ses propres moyens.",
@@ -1371,8 +1387,11 @@ class Command(BaseCommand):
         "(journal des transitions réaliste, plafond des sites respecté). Au-delà (volumes de test "
         f"de charge), seules les {len(CURATED)} entreprises de référence passent par les services ; "
         "les autres sont insérées en masse (bulk_create par lots) avec leur état, une ligne de "
-        "journal par étape et un besoin, SANS tenir compte du plafond des sites. Une nouvelle "
-        "exécution ne recrée rien (les SIRET existants sont ignorés)."
+        "journal par étape et un besoin, sans demande de service, SANS tenir compte du plafond des "
+        "sites. Les dossiers en accompagnement, en suivi ou clôturés créés par les services reçoivent "
+        "leurs demandes de service à toutes les étapes du circuit (dont une ou deux au délai de "
+        "réponse dépassé, que le prochain passage des minuteries transmet aux animateurs). Une "
+        "nouvelle exécution ne recrée rien (les SIRET existants sont ignorés, avec leurs demandes)."
     )
 
     def add_arguments(self, parser):
@@ -1382,7 +1401,9 @@ class Command(BaseCommand):
             default=DEFAULT_COMPANIES,
             help=(
                 f"Nombre d'entreprises (une par dossier), {DEFAULT_COMPANIES} par défaut. Au-delà de "
-                f"{SERVICE_PATH_MAX} : insertion en masse, plafond des sites ignoré."
+                f"{SERVICE_PATH_MAX} : insertion en masse, plafond des sites ignoré, pas de demandes "
+                f"de service pour les entreprises insérées en masse (seules les {len(CURATED)} "
+                "entreprises de référence en ont)."
             ),
         )
         parser.add_argument(
@@ -1740,16 +1761,26 @@ class Command(BaseCommand):
             return case
         if state == S.WITHDRAWN:
             return go(referent, "withdraw", reason=withdrawal)
-        case = go(referent, "activate")
-        services.need_update(actor=referent, need=needs[0], status=NeedStatus.IN_PROGRESS)
+        outcome = OUTCOMES[index % len(OUTCOMES)]
+        with_follow_up = state == S.FOLLOW_UP or (state == S.CLOSED and index % 2 == 0)
+        plans = self.plan_requests(case, spec, state, outcome, with_follow_up, needs)
+        if plans:
+            # The first request starts the support (diagnosed -> active). Those of a case that moves
+            # on to follow-up (which requires it) or closure are all closed or cancelled before.
+            for plan in plans:
+                self.run_request(case, referent, plan)
+            case = Case.objects.get(pk=case.pk)
+        else:
+            case = go(referent, "activate")
+            services.need_update(actor=referent, need=needs[0], status=NeedStatus.IN_PROGRESS)
         if state == S.ACTIVE:
             return case
-        if state == S.FOLLOW_UP or index % 2 == 0:
-            services.need_update(actor=referent, need=needs[0], status=NeedStatus.MET)
+        if with_follow_up:
+            if not Need.objects.filter(pk=needs[0].pk, status=NeedStatus.MET).exists():
+                services.need_update(actor=referent, need=needs[0], status=NeedStatus.MET)
             case = go(referent, "follow_up")
             if state == S.FOLLOW_UP:
                 return case
-        outcome = OUTCOMES[index % len(OUTCOMES)]
         for rank, need in enumerate(needs):
             met = outcome == CaseOutcome.NEEDS_MET or (outcome == CaseOutcome.PARTLY_MET and rank == 0)
             services.need_update(
@@ -1758,14 +1789,39 @@ class Command(BaseCommand):
         return go(referent, "close", outcome=outcome)
 
     def backdate(self, case, seed, consent_later):
-        """Spread the history of a case over past weeks (the services stamp everything "now")."""
+        """Spread the history of a case over past weeks (the services stamp everything "now").
+
+        A case with requests has the moments of its activation (its first request) and of its next
+        transitions fixed by `plan_requests`; the transitions before lead up to its activation."""
         transitions = list(case.transitions.order_by("pk"))
-        moments = timeline(seed, len(transitions), self.now)
+        fixed = self.fixed_moments.pop(case.pk, None)
+        if fixed:
+            first = next(rank for rank, transition in enumerate(transitions) if transition.name in fixed)
+            moments = timeline(seed, first, fixed[transitions[first].name])[:first] + [
+                fixed[transition.name] for transition in transitions[first:]
+            ]
+        else:
+            moments = timeline(seed, len(transitions), self.now)
         at = {}
         for transition, moment in zip(transitions, moments, strict=True):
             CaseTransition.objects.filter(pk=transition.pk).update(at=moment)
             at.setdefault(transition.name, moment)
-        values = {"created_at": moments[0], "last_activity_at": moments[-1]}
+        # The notifications of the case's own steps (its proposal, the enrolment decision) follow
+        # the transition written just before them; those of the requests are already in the past.
+        real = [(transition.at, moment) for transition, moment in zip(transitions, moments, strict=True)]
+        notified = {}
+        for pk, created_at in Notification.objects.filter(case=case, created_at__gte=self.now).values_list(
+            "pk", "created_at"
+        ):
+            moment = next((moment for when, moment in reversed(real) if when <= created_at), moments[0])
+            notified.setdefault(moment, []).append(pk)
+        for moment, pks in notified.items():
+            Notification.objects.filter(pk__in=pks).update(created_at=moment, read_at=self.read_at(moment))
+        last_request_event = RequestEvent.objects.filter(request__case=case).aggregate(last=Max("at"))["last"]
+        values = {
+            "created_at": moments[0],
+            "last_activity_at": max(moments[-1], last_request_event or moments[-1]),
+        }
         if case.consent_recorded_at is not None:
             recorded_later = consent_later and "enrol" in at
             values["consent_recorded_at"] = (
@@ -1823,6 +1879,356 @@ class Command(BaseCommand):
             add(1, InterventionStatus.DONE, past(0.7), outcome(1))
             if case.outcome in (CaseOutcome.NOT_MET, CaseOutcome.COMPANY_LEFT):
                 add(2, InterventionStatus.CANCELLED, past(0.9))
+
+    # --- Service requests (service path) ---------------------------------------------------------
+
+    def plan_requests(self, case, spec, state, outcome, with_follow_up, needs):
+        """The requests of a case about to start its support: one per need whose category the
+        toolbox offers in the company's territory, each with its scenario and the moment of each
+        step, the earliest first. Fixes the moments of the case's activation (its first request)
+        and of its next transitions, for `backdate`."""
+        if state not in (S.ACTIVE, S.FOLLOW_UP, S.CLOSED):
+            return []
+        territory_id = spec.territory.pk
+        eligible = [
+            (rank, need) for rank, need in enumerate(needs) if (territory_id, need.category) in self.offers
+        ]
+        if not eligible:
+            return []
+        index = spec.index
+        later = (["follow_up"] if with_follow_up else []) + (["close"] if state == S.CLOSED else [])
+        later_moments = timeline(index, len(later), self.now) if later else []
+        plans = []
+        for order, (rank, need) in enumerate(eligible):
+            seed = index * 7 + rank * 3
+            key = (territory_id, need.category)
+            offered = self.offers[key]
+            scenario = self.scenario_for(state, outcome, rank, key, seed)
+            explicit = scenario in EXPLICIT_SERVICE or key not in self.fully_staffed or seed % 3 == 0
+            service = offered[seed % len(offered)] if explicit else None
+            providers = len({offer.provider_id for offer in offered})
+            steps = self.request_steps(scenario, seed, providers, need.category)
+            if scenario in (WAITING_SOON, WAITING_OVERDUE, CLAIMED_OVERDUE):
+                start = self.opening_for_deadline(
+                    service.response_time_days, seed, overdue=scenario != WAITING_SOON
+                )
+            else:
+                if later:
+                    # Everything is over a day or more before the case moves on.
+                    end = later_moments[0] - days(1 + index % 3 + 2 * order) - hours(index % 7 + 5 * order)
+                else:
+                    end = self.now - self.time_since_last_step(scenario, seed)
+                start = end - sum((gap for gap, _step in steps), datetime.timedelta())
+            moments, moment = [], start
+            for gap, _step in steps:
+                moment += gap
+                moments.append(moment)
+            recorded = {
+                step["id"]: moment
+                for moment, (_gap, step) in zip(moments, steps, strict=True)
+                if step["do"] == "record"
+            }
+            for _gap, step in steps:
+                if step["do"] == "plan":
+                    # Done interventions took place on the day they were recorded; the others are ahead.
+                    step["on"] = (
+                        timezone.localdate(recorded[step["id"]])
+                        if step["id"] in recorded
+                        else self.today + days(4 + seed % 15)
+                    )
+            plans.append(
+                {
+                    "need": need,
+                    "seed": seed,
+                    "service": service,
+                    "category": need.category,
+                    "brief": request_brief(need.category, spec.job, need.quantity),
+                    "desired_date": need.deadline if state == S.ACTIVE else None,
+                    "cancel_reason": self.cancel_reason(scenario, outcome, seed),
+                    "steps": [(moment, step) for moment, (_gap, step) in zip(moments, steps, strict=True)],
+                }
+            )
+        plans.sort(key=lambda plan: plan["steps"][0][0])
+        self.fixed_moments[case.pk] = {
+            "activate": plans[0]["steps"][0][0],
+            **dict(zip(later, later_moments, strict=True)),
+        }
+        return plans
+
+    def scenario_for(self, state, outcome, rank, key, seed):
+        """Closed cases: the needs met were delivered and validated, the others cancelled. Cases in
+        follow-up: every request validated. Active cases: every stage of the flow (see ACTIVE_FIRST)."""
+        rerouting = len({offer.provider_id for offer in self.offers[key]}) > 1 and key in self.fully_staffed
+        unroutable = key in self.fully_staffed  # every provider can decline
+        if state == S.CLOSED:
+            if outcome == CaseOutcome.NEEDS_MET or (outcome == CaseOutcome.PARTLY_MET and rank == 0):
+                return REROUTED_VALIDATED if rerouting and seed % 3 == 1 else VALIDATED
+            return ACCEPTED_CANCELLED if outcome == CaseOutcome.NOT_MET and rank == 0 else CANCELLED
+        if state == S.FOLLOW_UP:
+            return REROUTED_VALIDATED if rerouting and rank and seed % 2 else VALIDATED
+
+        def feasible(scenario):
+            if scenario not in ROUTED_FURTHER:
+                return True
+            return unroutable if scenario == UNROUTABLE else rerouting
+
+        for scenario in self.scenarios_to_show:
+            if feasible(scenario):
+                self.scenarios_to_show.remove(scenario)
+                return scenario
+        while True:
+            scenario = ACTIVE_ROTATION[self.rotation % len(ACTIVE_ROTATION)]
+            self.rotation += 1
+            if feasible(scenario):
+                return scenario
+
+    @staticmethod
+    def request_steps(scenario, seed, providers, category):
+        """The steps of a scenario, each with the time elapsed since the previous one."""
+        steps = [(datetime.timedelta(), {"do": "open"})]
+        if scenario in (REROUTED, REROUTED_VALIDATED):
+            steps.append((hours(20 + seed % 30), {"do": "decline", "suggest": True}))
+        if scenario == UNROUTABLE:
+            # Every provider of the category in the territory declines in turn.
+            steps += [
+                (hours(6 + (seed + turn) % 30), {"do": "decline", "turn": turn}) for turn in range(providers)
+            ]
+        taken = {
+            CLAIMED,
+            CLAIMED_OVERDUE,
+            ACCEPTED,
+            DELIVERED,
+            VALIDATED,
+            REROUTED_VALIDATED,
+            ACCEPTED_CANCELLED,
+        }
+        if scenario in taken:
+            steps.append((hours(3 + seed % 22), {"do": "claim"}))
+        if scenario in taken - {CLAIMED, CLAIMED_OVERDUE}:
+            steps.append((hours(1 + seed % 5), {"do": "accept"}))
+            done = 2 if category in (C.RECRUITMENT, C.TRAINING) and seed % 2 == 0 else 1
+            if scenario == ACCEPTED:
+                done = seed % 2  # then one more, planned ahead
+            for rank in range(done):
+                steps.append((days(1 + (seed + rank) % 2) + hours(seed % 4), {"do": "plan", "id": rank}))
+                steps.append((days(4 + (seed + rank) % 5), {"do": "record", "id": rank}))
+            if scenario == ACCEPTED:
+                steps.append((days(1) + hours(seed % 6), {"do": "plan", "id": done}))
+        if scenario in (DELIVERED, VALIDATED, REROUTED_VALIDATED):
+            steps.append((days(1 + seed % 3) + hours(seed % 5), {"do": "deliver"}))
+            if scenario != DELIVERED and seed % 4 == 0:
+                # The referent first sends the delivery back for a missing piece.
+                steps.append((days(1 + seed % 2), {"do": "send_back"}))
+                steps.append((days(2) + hours(seed % 3), {"do": "deliver", "again": True}))
+            if scenario != DELIVERED:
+                steps.append((days(1 + seed % 4) + hours(seed % 6), {"do": "validate"}))
+        if scenario in (CANCELLED, ACCEPTED_CANCELLED):
+            steps.append((days(2 + seed % 5), {"do": "cancel"}))
+        return steps
+
+    @staticmethod
+    def time_since_last_step(scenario, seed):
+        """How long ago the last step of an active case's request happened."""
+        return {
+            WAITING: hours(2 + seed % 20),
+            CLAIMED: hours(1 + seed % 6),
+            REROUTED: hours(2 + seed % 10),
+            ACCEPTED: days(1 + seed % 3),
+            DELIVERED: days(1 + seed % 3) + hours(seed % 5),
+            VALIDATED: days(2 + seed % 6),
+            CANCELLED: days(1 + seed % 5),
+            UNROUTABLE: days(1 + seed % 4),
+        }[scenario]
+
+    def opening_for_deadline(self, response_days, seed, *, overdue):
+        """When to open a request so that its response deadline is now about a business day away,
+        or (overdue) passed since a day or so."""
+        start = self.now - hours(2 + seed % 5)
+        if overdue:
+            while add_business_days(start, response_days) > self.now - hours(20):
+                start -= days(1)
+        else:
+            while add_business_days(start - days(1), response_days) > self.now + hours(4):
+                start -= days(1)
+        return start
+
+    @staticmethod
+    def cancel_reason(scenario, outcome, seed):
+        if scenario == ACCEPTED_CANCELLED:
+            return CANCEL_REASON_NOBODY_HIRED
+        if outcome == CaseOutcome.COMPANY_LEFT:
+            return CANCEL_REASON_COMPANY_LEFT
+        if outcome in (CaseOutcome.PARTLY_MET, CaseOutcome.NOT_MET):
+            return CANCEL_REASON_NEED_DROPPED
+        return CANCEL_REASONS[seed % len(CANCEL_REASONS)]
+
+    def member_of(self, organisation, seed):
+        members = self.acting.get(organisation.pk)
+        if not members:
+            raise CommandError(f"Aucun compte de démonstration ne peut répondre pour {organisation}.")
+        return members[seed % len(members)]
+
+    def run_request(self, case, referent, plan):
+        """Play the steps of a request through the services, as the users would, each acting within
+        their rights; then move what each step stamped to its moment in the past."""
+        seed, category = plan["seed"], plan["category"]
+        interventions_spec = REQUEST_INTERVENTIONS.get(category, DEFAULT_REQUEST_INTERVENTIONS)
+        request, agent, interventions = None, None, {}
+        for moment, step in plan["steps"]:
+            since = timezone.now()
+            action = step["do"]
+            if action == "open":
+                request = request_services.request_open(
+                    actor=referent,
+                    case=case,
+                    need=plan["need"],
+                    brief=plan["brief"],
+                    service=plan["service"],
+                    category="" if plan["service"] else category,
+                    desired_date=plan["desired_date"],
+                )
+            elif action == "claim":
+                agent = self.member_of(request.provider, seed)
+                request_services.task_claim(actor=agent, task_id=self.open_task(request, FLOW.review).pk)
+            elif action == "accept":
+                request = request_services.request_accept(
+                    actor=agent, task_id=self.open_task(request, FLOW.review).pk
+                )
+            elif action == "decline":
+                decliner = self.member_of(request.provider, seed + step.get("turn", 0))
+                task_id = self.open_task(request, FLOW.review).pk
+                request_services.task_claim(actor=decliner, task_id=task_id)
+                suggested = None
+                if step.get("suggest"):
+                    reason, text = SUGGESTED_DECLINE
+                    others = [offer.provider for offer in self.offers[(case.company.territory_id, category)]]
+                    others = [other for other in others if other.pk != request.provider_id]
+                    suggested = others[seed % len(others)]
+                else:
+                    reason, text = DECLINES[(seed + step.get("turn", 0)) % len(DECLINES)]
+                request = request_services.request_decline(
+                    actor=decliner,
+                    task_id=task_id,
+                    reason=reason,
+                    reason_text=text,
+                    suggested_organisation=suggested,
+                )
+            elif action == "plan":
+                kind, notes, _outcome = interventions_spec[step["id"] % len(interventions_spec)]
+                interventions[step["id"]] = request_services.intervention_plan(
+                    actor=agent, request=request, kind=kind, planned_on=step["on"], notes=notes
+                )
+            elif action == "record":
+                _kind, _notes, outcome = interventions_spec[step["id"] % len(interventions_spec)]
+                request_services.intervention_record(
+                    actor=agent,
+                    intervention=interventions[step["id"]],
+                    status=InterventionStatus.DONE,
+                    outcome=outcome,
+                )
+            elif action == "deliver":
+                result = request_result(category, seed)
+                if step.get("again"):
+                    result["result_text"] += " Bilan des entretiens joint."
+                request = request_services.request_deliver(
+                    actor=agent, task_id=self.open_task(request, FLOW.deliver).pk, **result
+                )
+            elif action in ("send_back", "validate"):
+                request = request_services.request_validate(
+                    actor=referent,
+                    task_id=self.open_task(request, FLOW.validate).pk,
+                    accept=action == "validate",
+                    comment="" if action == "validate" else SEND_BACK_COMMENT,
+                )
+            elif action == "cancel":
+                request = request_services.request_cancel(
+                    actor=referent, request=request, reason=plan["cancel_reason"]
+                )
+            self.stamp(case, request.pk, action, since, moment)
+
+    @staticmethod
+    def open_task(request, node):
+        return (
+            Task.objects.filter(
+                process_id=request.pk, flow_task=node, status__in=[STATUS.NEW, STATUS.ASSIGNED]
+            )
+            .order_by("-pk")
+            .first()
+        )
+
+    REQUEST_STAMPS = (
+        "opened_at",
+        "routed_at",
+        "accepted_at",
+        "delivered_at",
+        "validated_at",
+        "created",
+        "finished",
+    )
+    TASK_STAMPS = ("created", "assigned", "started", "finished")
+    # Rows that only some steps write: the activation of the case (by its first request), the
+    # declines, the interventions.
+    STEP_ROWS = {
+        "open": (CaseTransition, "case", "at"),
+        "decline": (RequestDecline, "request__case", "at"),
+        "plan": (Intervention, "case", "created_at"),
+    }
+
+    def stamp(self, case, request_id, action, since, moment):
+        """Move to `moment` every timestamp that one step wrote since `since` (the services stamp
+        "now"). The earlier steps are already in the past, so `>= since` finds this step's only."""
+        request = ServiceRequest.objects.select_related("case__company", "service", "provider").get(
+            pk=request_id
+        )
+        routed = request.routed_at is not None and request.routed_at >= since
+        routed_at = moment
+        if action == "open":
+            # The request is opened, then routed: the flow writes the routing first, so the routing
+            # event comes a minute later on the timeline.
+            routed_at = moment + datetime.timedelta(minutes=1)
+            RequestEvent.objects.filter(
+                request_id=request_id, at__gte=since, kind__in=[EventKind.ROUTED, EventKind.UNROUTABLE]
+            ).update(at=routed_at)
+        changes = {
+            field: routed_at if field == "routed_at" else moment
+            for field in self.REQUEST_STAMPS
+            if getattr(request, field) is not None and getattr(request, field) >= since
+        }
+        deadline = None
+        if routed and request.stage in (RequestStatus.WAITING, RequestStatus.CLAIMED):
+            # The response deadline counts from the (back-dated) routing, and the review's timer
+            # follows it. For the overdue scenarios this puts request.deadline and the timer's
+            # Task.scheduled in the past on purpose: the next sweep of the timers (`make demo` runs
+            # them in the server, or `manage.py workflow_timers`) escalates those requests to the
+            # animators.
+            deadline = add_business_days(routed_at, routing.response_days(request, request.provider))
+            changes["deadline"] = deadline
+        if changes:
+            ServiceRequest.objects.filter(pk=request_id).update(**changes)
+        tasks = Task.objects.filter(process_id=request_id).values_list(
+            "pk", "flow_task_type", "status", *self.TASK_STAMPS
+        )
+        for pk, task_type, status, *stamps in tasks:
+            values = {
+                field: moment
+                for field, value in zip(self.TASK_STAMPS, stamps, strict=True)
+                if value is not None and value >= since
+            }
+            if deadline is not None and task_type == "TIMER" and status == STATUS.SCHEDULED:
+                values["scheduled"] = deadline
+            if values:
+                Task.objects.filter(pk=pk).update(**values)
+        RequestEvent.objects.filter(request_id=request_id, at__gte=since).update(at=moment)
+        if action in self.STEP_ROWS:
+            model, to_case, field = self.STEP_ROWS[action]
+            model.objects.filter(**{to_case: case, f"{field}__gte": since}).update(**{field: moment})
+        Notification.objects.filter(case=case, created_at__gte=since).update(
+            created_at=moment, read_at=self.read_at(moment)
+        )
+
+    def read_at(self, moment):
+        """Notifications of the past weeks have been read; those of the last days wait for their reader."""
+        return moment + hours(3) if moment < self.now - days(3) else None
 
     # --- Bulk path (volumes) -------------------------------------------------------------------
 
@@ -1969,6 +2375,7 @@ class Command(BaseCommand):
         ("transitions", CaseTransition),
         ("besoins", Need),
         ("interventions", Intervention),
+        ("demandes de service", ServiceRequest),
     ]
 
     def counts(self):
@@ -1982,6 +2389,16 @@ class Command(BaseCommand):
         states = dict(Case.objects.order_by().values_list("state").annotate(n=Count("pk")))
         labels = ", ".join(f"{label.lower()} {states.get(value, 0)}" for value, label in S.choices)
         self.stdout.write(f"  dossiers par état : {labels}.")
+        stages = dict(ServiceRequest.objects.order_by().values_list("stage").annotate(n=Count("pk")))
+        labels = ", ".join(
+            f"{label.lower()} {stages.get(value, 0)}" for value, label in RequestStatus.choices
+        )
+        overdue = Task.objects.filter(
+            flow_task_type="TIMER", status=STATUS.SCHEDULED, scheduled__lte=timezone.now()
+        ).count()
+        self.stdout.write(
+            f"  demandes par étape : {labels} ; délai de réponse dépassé (minuterie due) : {overdue}."
+        )
 
     def print_accounts(self):
         accounts = demo_accounts()

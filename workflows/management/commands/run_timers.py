@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from workflows import timers
@@ -10,7 +11,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--interval", type=float, default=30.0, help="secondes entre deux passages (30)")
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=settings.TIMERS_INTERVAL,
+            help="secondes entre deux passages (TIMERS_INTERVAL, 30 par défaut)",
+        )
         parser.add_argument("--once", action="store_true", help="un seul passage, puis sortie")
 
     def handle(self, *args, interval, once, **options):
