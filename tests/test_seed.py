@@ -5,11 +5,16 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db.models import Count
+from django.db import transaction
+from django.db.models import Count, F
+from django.test import override_settings
+from django.utils import timezone
 from stdnum.fr import siret as stdnum_siret
+from viewflow.workflow.models import Task
+from viewflow.workflow.status import STATUS
 
 from casework import rules
-from casework.enums import ENROLLED_CASE_STATES, CaseState, ToolboxCategory
+from casework.enums import ENROLLED_CASE_STATES, CaseState, InterventionStatus, ToolboxCategory
 from casework.management.commands.seed_demo import DEMO_PASSWORD, demo_accounts
 from casework.models import (
     Case,
@@ -27,6 +32,16 @@ from casework.models import (
     TerritoryObserver,
     ToolboxService,
     User,
+)
+from notifications.models import Notification
+from workflows.flows import ServiceRequestFlow as FLOW
+from workflows.models import (
+    OPEN_REQUEST_STATUSES,
+    EventKind,
+    RequestDecline,
+    RequestEvent,
+    RequestStatus,
+    ServiceRequest,
 )
 
 pytestmark = pytest.mark.django_db
@@ -68,6 +83,11 @@ COUNTED = [
     CaseTransition,
     Need,
     Intervention,
+    ServiceRequest,
+    RequestEvent,
+    RequestDecline,
+    Task,
+    Notification,
 ]
 
 
@@ -81,10 +101,19 @@ def counts():
     return {model._meta.label: model.objects.count() for model in COUNTED}
 
 
-@pytest.fixture
-def demo():
-    """The default demonstration data set (60 companies)."""
-    return run("seed_demo")
+@pytest.fixture(scope="class")
+def demo(django_db_setup, django_db_blocker):
+    """The default demonstration data set (60 companies), seeded once for the tests of a class, in a
+    transaction rolled back after the last one. Each test runs in a savepoint of its own (the
+    django_db marker): what a test changes is undone before the next one. The fast hasher of the
+    tests (conftest) applies per test: it is set here for the seeding too."""
+    with (
+        django_db_blocker.unblock(),
+        override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]),
+        transaction.atomic(),
+    ):
+        yield run("seed_demo")
+        transaction.set_rollback(True)
 
 
 # --- seed_region ---------------------------------------------------------------------------------
@@ -135,112 +164,252 @@ def test_seed_region_is_idempotent_and_keeps_what_an_administrator_edited():
 
 # --- seed_demo -----------------------------------------------------------------------------------
 
-
-def test_seed_demo_is_idempotent(demo):
-    before = counts()
-    assert before["casework.Company"] == 60
-    assert before["casework.Case"] == 60
-
-    run("seed_demo")
-
-    assert counts() == before
+SUPPORT_STATES = (CaseState.ACTIVE, CaseState.FOLLOW_UP, CaseState.CLOSED)
 
 
-def test_seed_demo_has_cases_in_every_state(demo):
-    per_state = dict(Case.objects.order_by().values_list("state").annotate(n=Count("pk")))
-    assert set(per_state) == set(CaseState.values)
-    # Every pilot site shows the whole life cycle.
-    for site in PilotSite.objects.all():
-        assert set(site.cases.values_list("state", flat=True)) == set(CaseState.values), site.slug
+def due_timers():
+    return Task.objects.filter(flow_task_type="TIMER", status=STATUS.SCHEDULED, scheduled__lte=timezone.now())
 
 
-def test_seed_demo_companies_have_valid_sirets(demo):
-    sirets = list(Company.objects.values_list("siret", flat=True))
-    assert sirets
-    assert all(stdnum_siret.is_valid(siret) for siret in sirets)
-    assert not any(siret.startswith("356000000") for siret in sirets)
-    assert CompanyContact.objects.count() == Company.objects.count()
+class TestDemo:
+    """The default demonstration data set (the `demo` fixture: seeded once for the class)."""
 
+    def test_seed_demo_is_idempotent(self, demo):
+        before = counts()
+        assert before["casework.Company"] == 60
+        assert before["casework.Case"] == 60
 
-def test_seed_demo_cases_have_a_referent_allowed_on_their_site(demo):
-    for case in Case.objects.select_related("referent", "referent_organisation"):
-        referent = User.objects.get(pk=case.referent_id)  # fresh instance: roles are cached per user
-        assert Membership.objects.filter(
-            user=referent, organisation=case.referent_organisation, can_be_referent=True, is_active=True
-        ).exists()
-        assert PilotSite.objects.filter(rules.sites_open_to_referent_q(referent), pk=case.site_id).exists()
+        run("seed_demo")
 
+        assert counts() == before
 
-def test_seed_demo_cases_went_through_the_state_machine(demo):
-    for case in Case.objects.prefetch_related("transitions"):
-        transitions = list(case.transitions.all())
-        assert transitions[0].name == "propose"
-        for previous, following in zip(transitions, transitions[1:], strict=False):
-            assert following.source == previous.target
-            assert following.at > previous.at
-        assert transitions[-1].target == case.state
-        animators = set(SiteAnimator.objects.filter(site=case.site_id).values_list("user_id", flat=True))
-        for transition in transitions:
-            if transition.name in ("enrol", "refuse"):
-                assert transition.actor_id in animators
-        if case.state in (CaseState.DIAGNOSED, CaseState.ACTIVE, CaseState.FOLLOW_UP, CaseState.CLOSED):
-            assert case.needs.exists()
-    assert Intervention.objects.filter(status="done").exclude(outcome="").count() == (
-        Intervention.objects.filter(status="done").count()
-    )
-    assert set(Intervention.objects.values_list("status", flat=True)) == {"planned", "done", "cancelled"}
+    def test_seed_demo_has_cases_in_every_state(self, demo):
+        per_state = dict(Case.objects.order_by().values_list("state").annotate(n=Count("pk")))
+        assert set(per_state) == set(CaseState.values)
+        # Every pilot site shows the whole life cycle.
+        for site in PilotSite.objects.all():
+            assert set(site.cases.values_list("state", flat=True)) == set(CaseState.values), site.slug
 
+    def test_seed_demo_companies_have_valid_sirets(self, demo):
+        sirets = list(Company.objects.values_list("siret", flat=True))
+        assert sirets
+        assert all(stdnum_siret.is_valid(siret) for siret in sirets)
+        assert not any(siret.startswith("356000000") for siret in sirets)
+        assert CompanyContact.objects.count() == Company.objects.count()
 
-def test_seed_demo_respects_the_site_caps(demo):
-    for site in PilotSite.objects.all():
-        assert site.cases.filter(state__in=ENROLLED_CASE_STATES).count() <= site.enrolment_cap
+    def test_seed_demo_cases_have_a_referent_allowed_on_their_site(self, demo):
+        for case in Case.objects.select_related("referent", "referent_organisation"):
+            referent = User.objects.get(pk=case.referent_id)  # fresh instance: roles are cached per user
+            assert Membership.objects.filter(
+                user=referent, organisation=case.referent_organisation, can_be_referent=True, is_active=True
+            ).exists()
+            assert PilotSite.objects.filter(
+                rules.sites_open_to_referent_q(referent), pk=case.site_id
+            ).exists()
 
-
-def test_seed_demo_toolbox_covers_every_category(demo):
-    for category in ToolboxCategory.values:
-        assert ToolboxService.objects.filter(category=category, is_active=True).exists(), category
-    assert not ToolboxService.objects.filter(territories__isnull=True).exists()
-
-
-def test_seed_demo_accounts_cover_every_role(demo):
-    accounts = demo_accounts()
-    assert {role for account in accounts for role in account.roles} == {
-        "admin",
-        "referent",
-        "agent",
-        "cdet",
-        "dtoe",
-        "observer",
-    }
-    assert any(len(account.roles) >= 2 for account in accounts)
-    for account in accounts:
-        user = User.objects.get(username=account.username)
-        roles = rules.user_roles(user)
-        assert user.check_password(DEMO_PASSWORD)
-        assert user.accepted_charter_version == ""  # the demo shows the charter at first login
-        assert user.is_platform_admin == ("admin" in account.roles)
-        assert roles.is_referent == ("referent" in account.roles)
-        assert (roles.organisation_ids != roles.referent_organisation_ids) == ("agent" in account.roles)
-        assert roles.is_observer == ("observer" in account.roles)
-        assert set(SiteAnimator.objects.filter(user=user).values_list("role", flat=True)) == (
-            {"cdet", "dtoe"} & set(account.roles)
+    def test_seed_demo_cases_went_through_the_state_machine(self, demo):
+        for case in Case.objects.prefetch_related("transitions"):
+            transitions = list(case.transitions.all())
+            assert transitions[0].name == "propose"
+            for previous, following in zip(transitions, transitions[1:], strict=False):
+                assert following.source == previous.target
+                assert following.at > previous.at
+            assert transitions[-1].target == case.state
+            animators = set(SiteAnimator.objects.filter(site=case.site_id).values_list("user_id", flat=True))
+            for transition in transitions:
+                if transition.name in ("enrol", "refuse"):
+                    assert transition.actor_id in animators
+            if case.state in (CaseState.DIAGNOSED, CaseState.ACTIVE, CaseState.FOLLOW_UP, CaseState.CLOSED):
+                assert case.needs.exists()
+        assert Intervention.objects.filter(status="done").exclude(outcome="").count() == (
+            Intervention.objects.filter(status="done").count()
         )
-        assert account.username in demo
-    assert f"Comptes de démonstration (mot de passe : {DEMO_PASSWORD})" in demo
+        assert set(Intervention.objects.values_list("status", flat=True)) == {"planned", "done", "cancelled"}
 
+    def test_seed_demo_respects_the_site_caps(self, demo):
+        for site in PilotSite.objects.all():
+            assert site.cases.filter(state__in=ENROLLED_CASE_STATES).count() <= site.enrolment_cap
 
-def test_seed_demo_keeps_passwords_unless_asked(demo):
-    user = User.objects.get(username="referente.ancenis@demo.territoires.fr")
-    user.set_password("Un-autre-mot-de-passe-2026")
-    user.save()
+    def test_seed_demo_toolbox_covers_every_category(self, demo):
+        for category in ToolboxCategory.values:
+            assert ToolboxService.objects.filter(category=category, is_active=True).exists(), category
+        assert not ToolboxService.objects.filter(territories__isnull=True).exists()
 
-    run("seed_demo")
-    user.refresh_from_db()
-    assert not user.check_password(DEMO_PASSWORD)
+    def test_seed_demo_has_requests_in_every_stage(self, demo):
+        per_stage = dict(ServiceRequest.objects.order_by().values_list("stage").annotate(n=Count("pk")))
+        assert set(per_stage) == set(RequestStatus.values)
+        assert "demandes par étape" in demo
+        # Declined then re-routed to another partner; declined by every partner, waiting for the animators.
+        assert ServiceRequest.objects.filter(declines__suggested_organisation=F("provider")).exists()
+        unroutable = ServiceRequest.objects.filter(stage=RequestStatus.UNROUTABLE)
+        assert unroutable.filter(declines__isnull=False).exists()
+        for request in unroutable:
+            assert request.provider_id is None
+            assert Task.objects.filter(
+                process_id=request.pk, flow_task=FLOW.dispatch, status=STATUS.NEW
+            ).exists()
+        # Accepted with interventions planned; delivered and validated with results.
+        assert Intervention.objects.filter(
+            service_request__stage=RequestStatus.ACCEPTED, status=InterventionStatus.PLANNED
+        ).exists()
+        closed = ServiceRequest.objects.filter(stage=RequestStatus.CLOSED)
+        assert closed.filter(result_hires__gt=0).exists()
+        assert closed.filter(result_trainings__gt=0).exists()
+        assert closed.filter(result_candidates__gt=0).exists()
+        assert not closed.filter(result_text="").exists()
+        # Some requests in a queue have a response deadline within a few days.
+        now = timezone.now()
+        assert ServiceRequest.objects.filter(
+            stage=RequestStatus.WAITING, deadline__gt=now, deadline__lte=now + datetime.timedelta(days=4)
+        ).exists()
 
-    run("seed_demo", "--reset-passwords")
-    user.refresh_from_db()
-    assert user.check_password(DEMO_PASSWORD)
+    def test_seed_demo_requests_follow_the_business_rules(self, demo):
+        assert not ServiceRequest.objects.exclude(case__state__in=SUPPORT_STATES).exists()
+        # A case in follow-up or closed has no open request.
+        assert not ServiceRequest.objects.filter(
+            case__state__in=(CaseState.FOLLOW_UP, CaseState.CLOSED), stage__in=OPEN_REQUEST_STATUSES
+        ).exists()
+        requests = ServiceRequest.objects.select_related("case__company", "need", "provider")
+        for request in requests:
+            case = request.case
+            assert request.need.case_id == case.pk and request.need.category == request.category
+            # A category offered by a partner in the company's territory.
+            assert ToolboxService.objects.filter(
+                category=request.category, territories=case.company.territory_id, is_active=True
+            ).exists(), request.pk
+            if request.provider_id is not None:
+                assert Membership.objects.filter(
+                    organisation_id=request.provider_id, is_active=True, user__is_active=True
+                ).exists(), request.provider
+            # Each step was taken by someone entitled to it.
+            for event in request.events.all():
+                if event.kind in (
+                    EventKind.OPENED,
+                    EventKind.VALIDATED,
+                    EventKind.SENT_BACK,
+                    EventKind.CANCELLED,
+                ):
+                    assert event.actor_id == case.referent_id, (request.pk, event.kind)
+                elif event.kind in (
+                    EventKind.CLAIMED,
+                    EventKind.ACCEPTED,
+                    EventKind.DECLINED,
+                    EventKind.INTERVENTION_PLANNED,
+                    EventKind.INTERVENTION_DONE,
+                    EventKind.DELIVERED,
+                ):
+                    assert Membership.objects.filter(
+                        user_id=event.actor_id, organisation_id=event.organisation_id, is_active=True
+                    ).exists(), (request.pk, event.kind)
+        # Every partner of the toolbox has someone to answer its requests.
+        for organisation in Organisation.objects.filter(services__isnull=False).distinct():
+            assert Membership.objects.filter(
+                organisation=organisation, is_active=True, user__is_active=True
+            ).exists(), organisation
+
+    def test_seed_demo_request_history_is_in_order(self, demo):
+        now = timezone.now()
+        for request in ServiceRequest.objects.select_related("case"):
+            stamps = [
+                moment
+                for moment in (
+                    request.opened_at,
+                    request.routed_at,
+                    request.accepted_at,
+                    request.delivered_at,
+                    request.validated_at,
+                )
+                if moment is not None
+            ]
+            assert stamps == sorted(stamps) and stamps[-1] < now, request.pk
+            events = list(request.events.all())  # the timeline, by moment
+            assert events[0].kind == EventKind.OPENED, request.pk
+            # The steps were written in this order (but the routing of the opening, written just before it).
+            moments = [
+                event.at for event in sorted(events, key=lambda event: event.pk) if event.pk > events[0].pk
+            ]
+            assert moments == sorted(moments) and all(moment >= events[0].at for moment in moments), (
+                request.pk
+            )
+            moments = [events[0].at, *moments]
+            # Within the support: after its start (the first request), before the case moved on.
+            transitions = {transition.name: transition.at for transition in request.case.transitions.all()}
+            assert transitions["activate"] <= moments[0]
+            for name in ("follow_up", "close"):
+                if name in transitions:
+                    assert moments[-1] < transitions[name], (request.pk, name)
+            # The timer of a request in a queue fires at its response deadline.
+            timers = Task.objects.filter(
+                process_id=request.pk, flow_task_type="TIMER", status=STATUS.SCHEDULED
+            )
+            if request.stage in (RequestStatus.WAITING, RequestStatus.CLAIMED):
+                assert list(timers.values_list("scheduled", flat=True)) == [request.deadline]
+            else:
+                assert not timers.exists()
+            for intervention in request.interventions.all():
+                if intervention.status == InterventionStatus.PLANNED:
+                    assert intervention.planned_on > timezone.localdate(now)
+                else:
+                    assert intervention.planned_on <= timezone.localdate(now)
+        assert not Notification.objects.filter(created_at__gt=now).exists()
+
+    def test_seed_demo_overdue_requests_escalate_at_the_next_timer_sweep(self, demo):
+        overdue = set(due_timers().values_list("process_id", flat=True))
+        assert overdue
+        assert (
+            set(
+                ServiceRequest.objects.filter(
+                    stage__in=(RequestStatus.WAITING, RequestStatus.CLAIMED), deadline__lte=timezone.now()
+                ).values_list("pk", flat=True)
+            )
+            == overdue
+        )
+
+        call_command("workflow_timers", stdout=StringIO())
+
+        assert not due_timers().exists()
+        for request in ServiceRequest.objects.filter(pk__in=overdue):
+            assert request.stage == RequestStatus.UNROUTABLE and request.overdue, request.pk
+            assert request.events.filter(kind=EventKind.OVERDUE).exists()
+
+    def test_seed_demo_accounts_cover_every_role(self, demo):
+        accounts = demo_accounts()
+        assert {role for account in accounts for role in account.roles} == {
+            "admin",
+            "referent",
+            "agent",
+            "cdet",
+            "dtoe",
+            "observer",
+        }
+        assert any(len(account.roles) >= 2 for account in accounts)
+        for account in accounts:
+            user = User.objects.get(username=account.username)
+            roles = rules.user_roles(user)
+            assert user.check_password(DEMO_PASSWORD)
+            assert user.accepted_charter_version == ""  # the demo shows the charter at first login
+            assert user.is_platform_admin == ("admin" in account.roles)
+            assert roles.is_referent == ("referent" in account.roles)
+            assert (roles.organisation_ids != roles.referent_organisation_ids) == ("agent" in account.roles)
+            assert roles.is_observer == ("observer" in account.roles)
+            assert set(SiteAnimator.objects.filter(user=user).values_list("role", flat=True)) == (
+                {"cdet", "dtoe"} & set(account.roles)
+            )
+            assert account.username in demo
+        assert f"Comptes de démonstration (mot de passe : {DEMO_PASSWORD})" in demo
+
+    def test_seed_demo_keeps_passwords_unless_asked(self, demo):
+        user = User.objects.get(username="referente.ancenis@demo.territoires.fr")
+        user.set_password("Un-autre-mot-de-passe-2026")
+        user.save()
+
+        run("seed_demo")
+        user.refresh_from_db()
+        assert not user.check_password(DEMO_PASSWORD)
+
+        run("seed_demo", "--reset-passwords")
+        user.refresh_from_db()
+        assert user.check_password(DEMO_PASSWORD)
 
 
 def test_accounts_only_prints_the_table_and_creates_nothing():

@@ -133,8 +133,8 @@ def test_full_path_from_opening_to_validation(world, referent):
     world["need"].refresh_from_db()
     assert world["need"].status == NeedStatus.MET
     assert kinds(request) == [
-        EventKind.ROUTED,
         EventKind.OPENED,
+        EventKind.ROUTED,
         EventKind.CLAIMED,
         EventKind.ACCEPTED,
         EventKind.INTERVENTION_PLANNED,

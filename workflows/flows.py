@@ -82,13 +82,15 @@ class ServiceRequestFlow(flow.Flow):
 
     # --- callbacks -------------------------------------------------------------------------
 
-    def start_request(self, activation, request: ServiceRequest):
+    def start_request(self, activation, request: ServiceRequest, opened_text=""):
         """`request` is an unsaved ServiceRequest built by services.request_open."""
         activation.process = request
         request.stage = RequestStatus.UNROUTABLE  # until `route` runs, in this same transaction
         request.flow_class = self.__class__
         request.save()
         activation.task.process = request
+        # Recorded here so that "opened" precedes "routed" on the timeline (route runs next).
+        events.record(request, EventKind.OPENED, actor=request.opened_by, text=opened_text)
         return request
 
     def route_request(self, activation, **kwargs):

@@ -3,7 +3,16 @@
 from django.db.models import Count, Q
 
 from casework.models import Organisation, ToolboxService
-from workflows.models import OPEN_REQUEST_STATUSES
+from workflows.models import RequestStatus
+
+# What weighs on a provider: requests it holds. One waiting for the animators (overdue, unroutable)
+# does not count against the provider it was taken from.
+LOAD_STATUSES = (
+    RequestStatus.WAITING,
+    RequestStatus.CLAIMED,
+    RequestStatus.ACCEPTED,
+    RequestStatus.DELIVERED,
+)
 
 DEFAULT_RESPONSE_DAYS = 5
 
@@ -25,7 +34,7 @@ def candidate_providers(request):
         .annotate(
             open_requests=Count(
                 "provided_requests",
-                filter=Q(provided_requests__stage__in=OPEN_REQUEST_STATUSES),
+                filter=Q(provided_requests__stage__in=LOAD_STATUSES),
                 distinct=True,
             )
         )

@@ -127,12 +127,8 @@ def _open(
         opened_by=actor,
         submission_id=submission_id,
     )
-    request = FLOW.start.run(request=request)
-    events.record(
-        request,
-        EventKind.OPENED,
-        actor=actor,
-        text=gettext_lazy("Decided by the animators") if on_behalf else "",
+    request = FLOW.start.run(
+        request=request, opened_text=gettext_lazy("Decided by the animators") if on_behalf else ""
     )
     if need.status == NeedStatus.OPEN:
         Need.objects.filter(pk=need.pk).update(status=NeedStatus.IN_PROGRESS, updated_at=timezone.now())

@@ -2183,9 +2183,7 @@ class Command(BaseCommand):
         routed = request.routed_at is not None and request.routed_at >= since
         routed_at = moment
         if action == "open":
-            # The request is opened, then routed: the flow writes the routing first, so the routing
-            # event comes a minute later on the timeline.
-            routed_at = moment + datetime.timedelta(minutes=1)
+            # The request is opened then routed in the same step: both events get its moment.
             RequestEvent.objects.filter(
                 request_id=request_id, at__gte=since, kind__in=[EventKind.ROUTED, EventKind.UNROUTABLE]
             ).update(at=routed_at)
