@@ -541,8 +541,9 @@ PAGE_QUERIES = {
     "charter": 6,
     "case_list": 9,  # + sites for the filter, count, page
     "case_propose": 12,  # + site coverage, sites and organisations (form and initial values), territories
-    "case_detail": 18,  # + "no open request" guard of close/withdraw, case, needs, interventions, history, contacts, requests, escalations,
-    # pending handover, "has needs" guard, candidates for a new referent
+    # case_detail: + case, needs, interventions, history, contacts, requests, escalations, pending
+    # handover, candidates for a new referent, guards ("has needs", "no open request")
+    "case_detail": 18,
     "need_create": 7,  # + case
     "need_edit": 8,  # + case, need
     "company_detail": 9,  # + company, its visible cases, contacts
