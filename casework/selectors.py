@@ -38,13 +38,25 @@ def case_get(*, user: User, public_id) -> Case:
 
 def case_detail(case: Case) -> dict:
     """What the case page shows, in a fixed number of queries."""
+    transitions = list(case.transitions.select_related("actor"))
+    # Service requests live in `workflows`; reverse relations keep casework free of imports.
+    requests = list(
+        case.requests.select_related("provider")
+        .prefetch_related("events__actor", "events__organisation")
+        .order_by("-opened_at")
+    )
+    timeline = [{"at": step.at, "transition": step} for step in transitions] + [
+        {"at": event.at, "event": event, "request": request}
+        for request in requests
+        for event in request.events.all()
+    ]
+    timeline.sort(key=lambda item: item["at"])
     return {
         "needs": list(case.needs.all()),
         "interventions": list(case.interventions.select_related("owner", "owner_organisation")),
-        "transitions": list(case.transitions.select_related("actor")),
+        "timeline": timeline,
         "contacts": list(case.company.contacts.all()),
-        # Service requests live in `workflows`; the reverse relation keeps casework free of imports.
-        "requests": list(case.requests.select_related("provider").order_by("-opened_at")),
+        "requests": requests,
         "escalations": list(case.escalations.select_related("raised_by", "decided_by")),
     }
 

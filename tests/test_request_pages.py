@@ -275,3 +275,26 @@ def test_an_agent_of_another_organisation_neither_sees_nor_claims(
     )
     assert act(client, service_request, "claim").status_code == 404
     assert diagnosed.company.name not in client.get(reverse("task_list"), {"vue": "file"}).content.decode()
+
+
+def test_case_page_shows_the_request_steps_in_its_history_in_constant_queries(
+    client, login, referent, transport, transport_agent, diagnosed
+):
+    def open_one():
+        request = services.request_open(
+            actor=referent, case=diagnosed, need=diagnosed.needs.get(), brief="x", category="mobility"
+        )
+        task = request.task_set.get(flow_task=FLOW.review)
+        services.task_claim(actor=transport_agent, task_id=task.pk)
+        services.request_accept(actor=transport_agent, task_id=task.pk)
+
+    open_one()
+    login(client, referent)
+    url = reverse("case_detail", kwargs={"public_id": diagnosed.public_id})
+    page = client.get(url).content.decode()
+    for step in ("Orientée", "Prise en charge", "Acceptée", "Yann Bodin"):
+        assert step in page, step
+    few = _count(client, url)
+    for _ in range(4):
+        open_one()
+    assert _count(client, url) == few

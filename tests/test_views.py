@@ -543,7 +543,7 @@ PAGE_QUERIES = {
     "case_propose": 12,  # + site coverage, sites and organisations (form and initial values), territories
     # case_detail: + case, needs, interventions, history, contacts, requests, escalations, pending
     # handover, candidates for a new referent, guards ("has needs", "no open request")
-    "case_detail": 18,
+    "case_detail": 18,  # (+3 with requests: their events, actors and organisations)
     "need_create": 7,  # + case
     "need_edit": 8,  # + case, need
     "company_detail": 9,  # + company, its visible cases, contacts
