@@ -31,7 +31,14 @@ class ServiceRequestFlow(flow.Flow):
     """A request of a case into the shared toolbox, routed to a partner organisation."""
 
     process_class = ServiceRequest
-    lock_impl = lock.select_for_update_lock
+    # Row lock on the request, WAITING for it (FOR UPDATE without NOWAIT): contenders queue for a
+    # few milliseconds, then read the new state (who took the task). viewflow's default NOWAIT
+    # retry loop catches the lock error inside its savepoint and then releases that savepoint in
+    # an aborted transaction: under our @transaction.atomic services every loser of a concurrent
+    # claim got an InternalError on PostgreSQL (measured: 200/200 trials). attempts=1: any other
+    # lock error (deadlock, lock_timeout) is raised as FlowLockFailed, which the services turn into
+    # a French message. On SQLite row locks are no-ops; IMMEDIATE transactions serialise writers.
+    lock_impl = lock.SelectForUpdateLock(nowait=False, attempts=1)
 
     start = flow.StartHandle(this.start_request).Next(this.route)
 

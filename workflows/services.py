@@ -659,7 +659,7 @@ def escalation_decide(
     """The animators decide: mobilise another partner (opens a request on the chosen service),
     reassign the referent (proposes a handover), close the case, or only note. The referent is told."""
     escalation = (
-        Escalation.objects.select_for_update()
+        Escalation.objects.select_for_update(of=("self",))
         .select_related("case__site", "case__company")
         .get(pk=escalation.pk)
     )

@@ -15,17 +15,16 @@ logger = logging.getLogger(__name__)
 
 def sweep() -> int:
     """Fire every due timer once; return how many fired."""
-    close_old_connections()
-    try:
-        return fire_due_timers() + fire_due_start_timers() + fire_due_conditions()
-    finally:
-        close_old_connections()
+    return fire_due_timers() + fire_due_start_timers() + fire_due_conditions()
 
 
 def loop(interval: float, stop: threading.Event | None = None) -> None:
+    """Sweep every `interval` seconds until `stop` is set. Outside any request: drop the
+    connections that went stale between sweeps, as Django does around each request."""
     stop = stop or threading.Event()
     while not stop.is_set():
         try:
+            close_old_connections()
             fired = sweep()
             if fired:
                 logger.info("timers: %s fired", fired)
