@@ -17,4 +17,16 @@ if settings.TIMERS_IN_PROCESS:
 
     timers.start_in_background(settings.TIMERS_INTERVAL)
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from notifications.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        # Session cookie authentication, behind the allowed-origin check (foreign origins refused).
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)

@@ -112,6 +112,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "casework.context_processors.roles",
                 "workflows.context_processors.tasks",
+                "notifications.context_processors.inbox",
             ],
         },
     },

@@ -4,8 +4,9 @@
 the calling service, computed on the server from current rights, never taken from client input.
 The live delivery after commit is added by the notifications issue."""
 
-from django.utils import translation
+from django.utils import timezone, translation
 
+from notifications import delivery
 from notifications.models import Notification
 
 
@@ -36,4 +37,17 @@ def notify(
                 text=rendered,
             )
         )
-    return Notification.objects.bulk_create(rows)
+    created = Notification.objects.bulk_create(rows)
+    delivery.ring_after_commit(row.recipient_id for row in created)
+    return created
+
+
+def mark_read(*, actor, ids) -> int:
+    """Mark some of the actor's own notifications as read (others' ids are ignored)."""
+    return Notification.objects.filter(recipient=actor, pk__in=list(ids)[:500], read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+
+
+def mark_all_read(*, actor) -> int:
+    return Notification.objects.filter(recipient=actor, read_at__isnull=True).update(read_at=timezone.now())

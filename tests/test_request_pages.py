@@ -203,8 +203,8 @@ def test_request_page_query_count(
         actor=referent, case=diagnosed, need=diagnosed.needs.get(), brief="x", category="mobility"
     )
     login(client, transport_agent)
-    # session, user, roles (3), header counters, request, events, declines, interventions, open tasks
-    with django_assert_num_queries(11):
+    # session, user, roles (3), header counters and bell, request, events, declines, interventions, open tasks
+    with django_assert_num_queries(12):
         client.get(reverse("request_detail", kwargs={"public_id": service_request.public_id}))
 
 

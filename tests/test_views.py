@@ -536,18 +536,18 @@ def test_french_even_when_the_browser_asks_for_english(client):
 
 PAGE_QUERIES = {
     # Every page: session, user, the user's roles (memberships, animated sites, observed territories)
-    # and the task counters of the header: 6 queries. Then the page's own reads.
-    "home": 7,  # + my open cases (the task counters are shared with the header)
-    "charter": 6,
-    "case_list": 9,  # + sites for the filter, count, page
-    "case_propose": 12,  # + site coverage, sites and organisations (form and initial values), territories
+    # the task counters and the notification bell of the header: 7 queries. Then the page's own reads.
+    "home": 8,  # + my open cases (the task counters are shared with the header)
+    "charter": 7,
+    "case_list": 10,  # + sites for the filter, count, page
+    "case_propose": 13,  # + site coverage, sites and organisations (form and initial values), territories
     # case_detail: + case, needs, interventions, history, contacts, requests, escalations, pending
     # handover, candidates for a new referent, guards ("has needs", "no open request")
-    "case_detail": 18,  # (+3 with requests: their events, actors and organisations)
-    "need_create": 7,  # + case
-    "need_edit": 8,  # + case, need
-    "company_detail": 9,  # + company, its visible cases, contacts
-    "toolbox": 10,  # + count, page, territories served, territories of the filter
+    "case_detail": 19,  # (+3 with requests: their events, actors and organisations)
+    "need_create": 8,  # + case
+    "need_edit": 9,  # + case, need
+    "company_detail": 10,  # + company, its visible cases, contacts
+    "toolbox": 11,  # + count, page, territories served, territories of the filter
 }
 
 

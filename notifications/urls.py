@@ -1,0 +1,8 @@
+from django.urls import path
+
+from notifications import views
+
+urlpatterns = [
+    path("notifications/", views.notification_list, name="notification_list"),
+    path("notifications/lues/", views.notification_mark_read, name="notification_mark_read"),
+]

@@ -1,0 +1,82 @@
+// Live notifications: the database is the source of truth, the socket only brings what is new.
+// On every (re)connection the page sends the last id it holds and the server replays what came
+// after; ids already shown are ignored. Heartbeat every 25 s, reconnection with back-off.
+(function () {
+  "use strict";
+  var body = document.body;
+  if (!body.dataset.notificationsUrl) { return; }
+  var lastId = parseInt(body.dataset.notificationLastId || "0", 10);
+  var seen = {};
+  var delay = 1000;
+  var socket = null;
+  var heartbeat = null;
+  var bell = document.getElementById("notification-bell");
+  var bellCount = document.getElementById("notification-count");
+  var toasts = document.getElementById("notification-toasts");
+
+  function setCount(count) {
+    if (!bellCount) { return; }
+    bellCount.textContent = String(count);
+    bell.dataset.unread = String(count);
+  }
+
+  function toast(message) {
+    if (!toasts) { return; }
+    var box = document.createElement("div");
+    box.className = "fr-alert fr-alert--info fr-alert--sm";
+    var link = document.createElement("a");
+    link.href = message.url;
+    link.textContent = message.text;  // text, never HTML
+    var p = document.createElement("p");
+    p.appendChild(link);
+    box.appendChild(p);
+    toasts.appendChild(box);
+    setTimeout(function () { box.remove(); }, 8000);
+  }
+
+  function refreshLiveParts() {
+    // Parts marked data-live-refresh are reloaded in place (htmx), unless the user is typing in them.
+    document.querySelectorAll("[data-live-refresh]").forEach(function (part) {
+      if (part.contains(document.activeElement) && document.activeElement.form) { return; }
+      if (window.htmx && part.id) {
+        window.htmx.ajax("GET", window.location.href, { target: "#" + part.id, select: "#" + part.id, swap: "outerHTML" });
+      }
+    });
+  }
+
+  function onMessage(event) {
+    var message;
+    try { message = JSON.parse(event.data); } catch (e) { return; }
+    if (message.type === "notification") {
+      if (seen[message.id] || message.id <= lastId) { return; }
+      seen[message.id] = true;
+      lastId = message.id;
+      if (!message.read) { setCount(parseInt(bell.dataset.unread || "0", 10) + 1); }
+      toast(message);
+      refreshLiveParts();
+    } else if (message.type === "revoked") {
+      delay = 60000;  // the session ended: do not hammer the server; a reload will log in again
+    }
+  }
+
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + window.location.host + body.dataset.notificationsUrl);
+    socket.addEventListener("open", function () {
+      delay = 1000;
+      socket.send(JSON.stringify({ type: "hello", last_id: lastId }));
+      heartbeat = setInterval(function () {
+        if (socket.readyState === WebSocket.OPEN) { socket.send(JSON.stringify({ type: "ping" })); }
+      }, 25000);
+    });
+    socket.addEventListener("message", onMessage);
+    socket.addEventListener("close", function () {
+      clearInterval(heartbeat);
+      var wait = delay + Math.random() * 1000;
+      delay = Math.min(delay * 2, 30000);
+      setTimeout(connect, wait);
+    });
+  }
+
+  connect();
+})();

@@ -1,0 +1,175 @@
+"""Live notifications over WebSocket: the database is the source of truth, the socket the doorbell."""
+
+import functools
+import random
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore
+from django.db import transaction
+
+from config.asgi import application
+from notifications.models import Notification
+from notifications.services import notify
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run_async(coroutine_function):
+    """Run an async test body from a plain pytest test (no asyncio plugin needed)."""
+
+    @functools.wraps(coroutine_function)
+    def wrapper(*args, **kwargs):
+        return async_to_sync(coroutine_function)(*args, **kwargs)
+
+    return wrapper
+
+
+ORIGIN = (b"origin", b"http://testserver")
+
+
+@sync_to_async
+def session_cookie(user) -> bytes:
+    store = SessionStore()
+    store[SESSION_KEY] = str(user.pk)
+    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store.create()
+    return f"{settings.SESSION_COOKIE_NAME}={store.session_key}".encode()
+
+
+async def connect(user=None, origin=ORIGIN):
+    headers = [origin] if origin else []
+    if user is not None:
+        headers.append((b"cookie", await session_cookie(user)))
+    communicator = WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
+    connected, code = await communicator.connect(timeout=3)
+    return communicator, connected, code
+
+
+@sync_to_async
+def make_user(**kwargs):
+    return UserFactory(**kwargs)
+
+
+@sync_to_async
+def send(user, text="Nouvelle demande", rollback=False):
+    try:
+        with transaction.atomic():
+            notify(event_type="request_routed", recipients=[user], message=text)
+            if rollback:
+                raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+
+
+@sync_to_async
+def ids_of(user):
+    return sorted(Notification.objects.filter(recipient=user).values_list("pk", flat=True))
+
+
+@run_async
+async def test_anonymous_and_foreign_origin_are_refused():
+    communicator, connected, _ = await connect(None)
+    assert not connected
+    user = await make_user()
+    communicator, connected, _ = await connect(user, origin=(b"origin", b"http://evil.example"))
+    assert not connected
+    communicator, connected, _ = await connect(user, origin=None)
+    assert not connected
+
+
+@run_async
+async def test_user_without_the_charter_is_refused():
+    communicator, connected, code = await connect(await make_user(charter=False))
+    assert not connected
+
+
+@run_async
+async def test_a_notification_arrives_after_commit_and_none_after_rollback():
+    user = await make_user()
+    communicator, connected, _ = await connect(user)
+    assert connected
+    await communicator.send_json_to({"type": "hello", "last_id": 0})
+    await send(user, rollback=True)
+    assert await communicator.receive_nothing(timeout=0.3)
+    await send(user, "Demande acceptée")
+    message = await communicator.receive_json_from(timeout=3)
+    assert message["type"] == "notification" and message["text"] == "Demande acceptée"
+    await communicator.disconnect()
+
+
+@run_async
+async def test_reconnection_replays_what_was_missed_and_nothing_twice():
+    user = await make_user()
+    communicator, _, _ = await connect(user)
+    await communicator.send_json_to({"type": "hello", "last_id": 0})
+    await send(user, "premier")
+    first = await communicator.receive_json_from(timeout=3)
+    await communicator.disconnect()
+    # Offline for a while: two notifications are written.
+    await send(user, "deuxième")
+    await send(user, "troisième")
+    communicator, _, _ = await connect(user)
+    await communicator.send_json_to({"type": "hello", "last_id": first["id"]})
+    replayed = [await communicator.receive_json_from(timeout=3) for _ in range(2)]
+    assert [m["text"] for m in replayed] == ["deuxième", "troisième"]
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
+@run_async
+async def test_a_layer_that_drops_ten_percent_of_rings_loses_nothing(monkeypatch):
+    """Each ring makes the socket read the database after its last id: a lost ring is caught up by
+    the next one (and by the hello of a reconnection)."""
+    user = await make_user()
+    layer = get_channel_layer()
+    original = layer.group_send
+    rng = random.Random(7)
+
+    async def lossy_group_send(group, message):
+        if rng.random() < 0.10:
+            return None
+        return await original(group, message)
+
+    monkeypatch.setattr(layer, "group_send", lossy_group_send)
+    communicator, _, _ = await connect(user)
+    await communicator.send_json_to({"type": "hello", "last_id": 0})
+    for index in range(40):
+        await send(user, f"n°{index}")
+    received = []
+    while not await communicator.receive_nothing(timeout=0.5):
+        received.append(await communicator.receive_json_from(timeout=1))
+    await communicator.disconnect()
+    # A final reconnection catches up whatever the last lost rings left behind.
+    communicator, _, _ = await connect(user)
+    await communicator.send_json_to({"type": "hello", "last_id": max((m["id"] for m in received), default=0)})
+    while not await communicator.receive_nothing(timeout=0.5):
+        received.append(await communicator.receive_json_from(timeout=1))
+    await communicator.disconnect()
+    got = [m["id"] for m in received]
+    assert sorted(got) == await ids_of(user)
+    assert len(got) == len(set(got))  # nothing twice
+
+
+@run_async
+async def test_deactivation_closes_the_socket():
+    user = await make_user()
+    communicator, _, _ = await connect(user)
+    await communicator.send_json_to({"type": "hello", "last_id": 0})
+
+    @sync_to_async
+    def deactivate():
+        user.is_active = False
+        user.save()
+
+    await deactivate()
+    message = await communicator.receive_json_from(timeout=1)
+    assert message == {"type": "revoked"}
+    closed = await communicator.receive_output(timeout=1)
+    assert closed["type"] == "websocket.close"
