@@ -145,10 +145,25 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss", "unix"))
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    _channel_keys = env_list("CHANNEL_ENCRYPTION_KEYS", [])
+    if PRODUCTION and not _channel_keys:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "CHANNEL_ENCRYPTION_KEYS est obligatoire en production avec REDIS_URL (messages chiffrés dans "
+            "Redis). / CHANNEL_ENCRYPTION_KEYS is required in production with REDIS_URL."
+        )
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_PREFIX", "tds")},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": env_str("CHANNEL_PREFIX", "tds"),
+                # Not shorter than daphne's websocket_timeout (86,400 s by default): a socket must
+                # not silently leave its group while it is still open.
+                "group_expiry": 86400,
+                **({"symmetric_encryption_keys": _channel_keys} if _channel_keys else {}),
+            },
         }
     }
 else:

@@ -23,7 +23,10 @@ class NotificationsConfig(AppConfig):
 
         # Signals only for this cross-cutting concern: open sockets close within a second of a
         # logout or a deactivation, whatever code path caused it.
-        user_logged_out.connect(on_logout, dispatch_uid="notifications-revoke-on-logout")
+        user_logged_out.connect(on_logout, weak=False, dispatch_uid="notifications-revoke-on-logout")
         post_save.connect(
-            on_user_saved, sender=get_user_model(), dispatch_uid="notifications-revoke-on-deactivation"
+            on_user_saved,
+            sender=get_user_model(),
+            weak=False,
+            dispatch_uid="notifications-revoke-on-deactivation",
         )

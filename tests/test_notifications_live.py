@@ -173,3 +173,17 @@ async def test_deactivation_closes_the_socket():
     assert message == {"type": "revoked"}
     closed = await communicator.receive_output(timeout=1)
     assert closed["type"] == "websocket.close"
+
+
+def test_logout_closes_the_open_sockets(client):
+    user = UserFactory()
+    client.force_login(user)
+
+    async def scenario():
+        communicator, connected, _ = await connect(user)
+        assert connected
+        await communicator.send_json_to({"type": "hello", "last_id": 0})
+        await sync_to_async(client.post)("/deconnexion/")
+        assert await communicator.receive_json_from(timeout=1) == {"type": "revoked"}
+
+    async_to_sync(scenario)()
