@@ -251,6 +251,10 @@ CASE_LIST_PAGE_SIZE = env_int("CASE_LIST_PAGE_SIZE", 25, minimum=5, maximum=200)
 # production runs `manage.py run_timers` as a separate process instead.
 TIMERS_IN_PROCESS = env_bool("TIMERS_IN_PROCESS", False)
 TIMERS_INTERVAL = env_int("TIMERS_INTERVAL", 30, minimum=1, maximum=3600)
+# Address of the site in e-mails (links to the cases and requests).
+SITE_URL = env_url("SITE_URL", ("http", "https")) or "http://127.0.0.1:8000"
+# Local hour from which the daily digest of notifications is sent.
+DIGEST_HOUR = env_int("DIGEST_HOUR", 7, minimum=0, maximum=23)
 
 # django-dsfr: mark optional fields rather than required ones (current DSFR guidance).
 DSFR_MARK_OPTIONAL_FIELDS = True

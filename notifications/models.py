@@ -44,6 +44,8 @@ class Notification(models.Model):
     text = models.TextField(_("text"))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     read_at = models.DateTimeField(_("read at"), null=True, blank=True)
+    # Set when the notification went out by e-mail (at once or in a digest): never e-mailed twice.
+    emailed_at = models.DateTimeField(_("e-mailed at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -53,3 +55,70 @@ class Notification(models.Model):
 
     def __str__(self):
         return f"{self.recipient} — {self.get_event_type_display()}"
+
+
+class Channel(models.TextChoices):
+    IN_APP = "in_app", _("In the application only")
+    IMMEDIATE = "immediate", _("In the application and by e-mail at once")
+    DIGEST = "digest", _("In the application and in the daily e-mail digest")
+    OFF = "off", _("Off")
+
+
+# E-mail at once for what needs acting now; everything else in the daily digest.
+DEFAULT_CHANNELS = {
+    EventType.REQUEST_ROUTED: Channel.IMMEDIATE,
+    EventType.REQUEST_OVERDUE: Channel.IMMEDIATE,
+    EventType.ESCALATION_RAISED: Channel.IMMEDIATE,
+    EventType.HANDOVER_PROPOSED: Channel.IMMEDIATE,
+    EventType.HANDOVER_DECIDED: Channel.IMMEDIATE,
+}
+
+
+def default_channel(event_type: str) -> str:
+    return DEFAULT_CHANNELS.get(event_type, Channel.DIGEST)
+
+
+class NotificationPreference(models.Model):
+    """A user's choice for one event type; without a row, `default_channel` applies."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preferences"
+    )
+    event_type = models.CharField(_("event"), max_length=40, choices=EventType.choices)
+    channel = models.CharField(_("how"), max_length=20, choices=Channel.choices)
+
+    class Meta:
+        verbose_name = _("notification preference")
+        verbose_name_plural = _("notification preferences")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "event_type"], name="one_preference_per_event_type")
+        ]
+
+    def __str__(self):
+        return f"{self.user} — {self.event_type}: {self.channel}"
+
+
+class OutboxEmail(models.Model):
+    """An e-mail to send, written in the business transaction and sent after it by the worker
+    loop: retried on failure, marked sent once (a claim prevents two workers sending it)."""
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    to = models.EmailField(_("to"))
+    subject = models.CharField(_("subject"), max_length=250)
+    body_text = models.TextField(_("text"))
+    body_html = models.TextField(_("HTML"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    is_digest = models.BooleanField(_("daily digest"), default=False)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), auto_now_add=True, db_index=True)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True, db_index=True)
+    last_error = models.TextField(_("last error"), blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        verbose_name = _("outgoing e-mail")
+        verbose_name_plural = _("outgoing e-mails")
+
+    def __str__(self):
+        return f"{self.to} — {self.subject}"

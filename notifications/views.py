@@ -2,9 +2,10 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from notifications import selectors, services
+from notifications.models import Channel, EventType, default_channel
 
 
 @require_GET
@@ -35,3 +36,22 @@ def notification_mark_read(request):
         count = services.mark_read(actor=request.user, ids=ids)
     messages.success(request, _("%(count)s notification(s) marked as read.") % {"count": count})
     return redirect("notification_list")
+
+
+@require_http_methods(["GET", "POST"])
+def notification_preferences(request):
+    current = dict(request.user.notification_preferences.values_list("event_type", "channel"))
+    rows = [
+        {"event": value, "label": label, "channel": current.get(value, default_channel(value))}
+        for value, label in EventType.choices
+    ]
+    if request.method == "POST":
+        choices = {row["event"]: request.POST.get(row["event"], row["channel"]) for row in rows}
+        try:
+            services.preferences_save(actor=request.user, choices=choices)
+        except ValueError:
+            messages.error(request, _("One of the choices is not valid; nothing was changed."))
+        else:
+            messages.success(request, _("Your notification preferences are saved."))
+            return redirect("notification_preferences")
+    return render(request, "notifications/preferences.html", {"rows": rows, "channels": Channel.choices})

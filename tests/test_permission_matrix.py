@@ -110,6 +110,7 @@ MATRIX["task_list"] = _everyone_signed_in(200, 405)
 # The inbox: everyone reads and marks only their own notifications.
 MATRIX["notification_list"] = _everyone_signed_in(200, 405)
 MATRIX["notification_mark_read"] = {"GET": _by_role({}, 405), "POST": _by_role({}, 302)}
+MATRIX["notification_preferences"] = {"GET": _by_role({}, 200), "POST": _by_role({}, 302)}
 # Escalations and handovers: POST only, answered (302 with a message) to whoever sees the case.
 for _name in ("escalation_raise", "escalation_decide", "handover_propose", "handover_answer"):
     MATRIX[_name] = _case_readers(None, 302, method_not_allowed="GET")

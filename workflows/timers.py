@@ -10,6 +10,8 @@ import threading
 from django.db import close_old_connections
 from viewflow.workflow.timers import fire_due_conditions, fire_due_start_timers, fire_due_timers
 
+from notifications import outbox
+
 logger = logging.getLogger(__name__)
 
 
@@ -26,6 +28,7 @@ def loop(interval: float, stop: threading.Event | None = None) -> None:
         try:
             close_old_connections()
             fired = sweep()
+            outbox.run_periodic()  # the same loop sends the e-mails (outbox, daily digest)
             if fired:
                 logger.info("timers: %s fired", fired)
         except Exception:  # a failing sweep must not stop the next ones

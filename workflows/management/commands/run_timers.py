@@ -1,13 +1,15 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from notifications import outbox
 from workflows import timers
 
 
 class Command(BaseCommand):
     help = (
-        "Déclenche les minuteries des demandes (délais de réponse dépassés) toutes les N secondes, "
-        "ou une seule fois avec --once. Un seul dispatcher à la fois."
+        "Déclenche les minuteries des demandes (délais de réponse dépassés) et envoie les courriels "
+        "(file d'envoi, résumé quotidien) toutes les N secondes, ou une seule fois avec --once. "
+        "Un seul processus à la fois."
     )
 
     def add_arguments(self, parser):
@@ -24,6 +26,7 @@ class Command(BaseCommand):
             raise CommandError("--interval doit être positif.")
         if once:
             self.stdout.write(f"{timers.sweep()} minuterie(s) déclenchée(s).")
+            self.stdout.write(f"{outbox.run_periodic()} courriel(s) envoyé(s).")
             return
         self.stdout.write(f"Minuteries : un passage toutes les {interval:g} s (Ctrl+C pour arrêter).")
         try:

@@ -1,0 +1,159 @@
+"""E-mails: written in the business transaction (immediate ones) or by the daily digest, sent
+afterwards by the worker loop. Retried with back-off on failure; a claim on the row prevents two
+workers from sending the same e-mail, and a sent e-mail is never sent again."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+
+from notifications.models import Channel, Notification, NotificationPreference, OutboxEmail, default_channel
+
+logger = logging.getLogger(__name__)
+
+CLAIM_TIMEOUT = timedelta(minutes=10)
+MAX_BACKOFF = timedelta(hours=6)
+DIGEST_SPACING = timedelta(hours=20)
+
+
+def channels_for(users, event_type: str) -> dict[int, str]:
+    """Effective channel of `event_type` for each user (their preference, else the default)."""
+    chosen = dict(
+        NotificationPreference.objects.filter(
+            user__in=[u.pk for u in users], event_type=event_type
+        ).values_list("user_id", "channel")
+    )
+    return {user.pk: chosen.get(user.pk, default_channel(event_type)) for user in users}
+
+
+def _absolute(path: str) -> str:
+    return settings.SITE_URL.rstrip("/") + path
+
+
+def queue_immediate(notifications) -> None:
+    """One e-mail per notification, in the caller's transaction."""
+    from notifications.selectors import target_url
+
+    now = timezone.now()
+    emails = []
+    for notification in notifications:
+        user = notification.recipient
+        if not user.email:
+            continue
+        context = {"user": user, "notification": notification, "url": _absolute(target_url(notification))}
+        with translation.override("fr"):
+            emails.append(
+                OutboxEmail(
+                    recipient=user,
+                    to=user.email,
+                    subject=f"[Territoires de solutions] {notification.text[:180]}",
+                    body_text=render_to_string("notifications/email/notification.txt", context),
+                    body_html=render_to_string("notifications/email/notification.html", context),
+                )
+            )
+        notification.emailed_at = now
+    OutboxEmail.objects.bulk_create(emails)
+    Notification.objects.filter(pk__in=[n.pk for n in notifications if n.emailed_at]).update(emailed_at=now)
+
+
+def build_digests(now=None) -> int:
+    """One e-mail per user gathering their unread, not yet e-mailed notifications whose channel
+    is the digest; at most one digest per user every 20 hours. Returns how many were queued."""
+    from notifications.selectors import target_url
+
+    now = now or timezone.now()
+    pending = (
+        Notification.objects.filter(emailed_at__isnull=True, read_at__isnull=True, created_at__lte=now)
+        .exclude(recipient__email="")
+        .select_related("recipient", "case", "service_request")
+        .order_by("recipient_id", "pk")
+    )
+    recent = set(
+        OutboxEmail.objects.filter(is_digest=True, created_at__gte=now - DIGEST_SPACING).values_list(
+            "recipient_id", flat=True
+        )
+    )
+    by_user: dict[int, list[Notification]] = {}
+    for notification in pending:
+        if notification.recipient_id in recent:
+            continue
+        by_user.setdefault(notification.recipient_id, []).append(notification)
+    queued = 0
+    for notifications in by_user.values():
+        user = notifications[0].recipient
+        preferences = dict(user.notification_preferences.values_list("event_type", "channel"))
+        included = [
+            n
+            for n in notifications
+            if preferences.get(n.event_type, default_channel(n.event_type)) == Channel.DIGEST
+        ]
+        if not included:
+            continue
+        items = [(n, _absolute(target_url(n))) for n in included]
+        context = {"user": user, "items": items, "inbox_url": _absolute("/notifications/")}
+        with translation.override("fr"):
+            OutboxEmail.objects.create(
+                recipient=user,
+                to=user.email,
+                subject=f"[Territoires de solutions] Votre résumé du jour ({len(items)})",
+                body_text=render_to_string("notifications/email/digest.txt", context),
+                body_html=render_to_string("notifications/email/digest.html", context),
+                is_digest=True,
+            )
+        Notification.objects.filter(pk__in=[n.pk for n in included]).update(emailed_at=now)
+        queued += 1
+    return queued
+
+
+def _claim(email_id: int, now) -> bool:
+    return bool(
+        OutboxEmail.objects.filter(pk=email_id, sent_at__isnull=True)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_TIMEOUT))
+        .update(claimed_at=now)
+    )
+
+
+def drain(limit: int = 100) -> int:
+    """Send the due e-mails; return how many were sent."""
+    now = timezone.now()
+    due = list(
+        OutboxEmail.objects.filter(sent_at__isnull=True, next_attempt_at__lte=now).values_list(
+            "pk", flat=True
+        )[:limit]
+    )
+    sent = 0
+    for email_id in due:
+        if not _claim(email_id, now):
+            continue  # another worker has it
+        email = OutboxEmail.objects.get(pk=email_id)
+        try:
+            message = EmailMultiAlternatives(
+                email.subject, email.body_text, settings.DEFAULT_FROM_EMAIL, [email.to]
+            )
+            message.attach_alternative(email.body_html, "text/html")
+            message.send()
+        except Exception as error:  # the mail server failed: retry later, with back-off
+            attempts = email.attempts + 1
+            OutboxEmail.objects.filter(pk=email_id).update(
+                attempts=attempts,
+                claimed_at=None,
+                last_error=str(error)[:2000],
+                next_attempt_at=timezone.now() + min(timedelta(minutes=2**attempts), MAX_BACKOFF),
+            )
+            logger.warning("outbox: e-mail %s failed (attempt %s)", email_id, attempts)
+            continue
+        OutboxEmail.objects.filter(pk=email_id).update(sent_at=timezone.now(), attempts=email.attempts + 1)
+        sent += 1
+    return sent
+
+
+def run_periodic(now=None) -> int:
+    """What the worker loop does besides the timers: digests at their hour, then the outbox."""
+    now = now or timezone.now()
+    if timezone.localtime(now).hour >= settings.DIGEST_HOUR:
+        build_digests(now)
+    return drain()
