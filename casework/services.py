@@ -1,6 +1,6 @@
 """Every write of the casework domain: one function per use case, an explicit acting user, one
-transaction each. Views call these and nothing else to change data; side effects that must wait
-for the commit (WebSocket, e-mail) are registered with `transaction.on_commit`.
+transaction each. Views call these and nothing else to change data; notifications go through
+notifications.notify() (rows and outbox e-mails in the same transaction, socket rings after commit).
 """
 
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP now; the notifications package adds its WebSocket routes here."""
+"""ASGI entry point: HTTP (Django) and WebSocket (live notifications, notifications.routing)."""
 
 import os
 

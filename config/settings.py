@@ -253,6 +253,12 @@ TIMERS_IN_PROCESS = env_bool("TIMERS_IN_PROCESS", False)
 TIMERS_INTERVAL = env_int("TIMERS_INTERVAL", 30, minimum=1, maximum=3600)
 # Address of the site in e-mails (links to the cases and requests).
 SITE_URL = env_url("SITE_URL", ("http", "https")) or "http://127.0.0.1:8000"
+if PRODUCTION and not env_str("SITE_URL"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "SITE_URL est obligatoire en production (liens des courriels). / SITE_URL is required."
+    )
 # Local hour from which the daily digest of notifications is sent.
 DIGEST_HOUR = env_int("DIGEST_HOUR", 7, minimum=0, maximum=23)
 

@@ -1,7 +1,7 @@
 """A notification row per recipient, written in the same transaction as the business change.
 
-The database is the source of truth; live delivery (WebSocket) only rings the doorbell and is
-added by the notifications issue on top of these rows."""
+The database is the source of truth; live delivery (WebSocket) only rings the doorbell
+(notifications.delivery) and the socket reads these rows."""
 
 from django.conf import settings
 from django.db import models

@@ -1,6 +1,8 @@
 """E-mails: written in the business transaction (immediate ones) or by the daily digest, sent
-afterwards by the worker loop. Retried with back-off on failure; a claim on the row prevents two
-workers from sending the same e-mail, and a sent e-mail is never sent again."""
+afterwards by the worker loop. Retried with back-off on failure (at most MAX_ATTEMPTS); a claim on
+the row prevents two workers from sending the same e-mail, and a sent e-mail is never sent again.
+At-least-once at the edge: if the process dies between the SMTP send and marking it sent, the
+e-mail goes out again after CLAIM_TIMEOUT. Run one worker loop (digests are not locked)."""
 
 import logging
 from datetime import timedelta
@@ -16,6 +18,7 @@ from notifications.models import Channel, Notification, NotificationPreference, 
 logger = logging.getLogger(__name__)
 
 CLAIM_TIMEOUT = timedelta(minutes=10)
+MAX_ATTEMPTS = 10  # then the e-mail stays unsent with its last error, for the operator to see
 MAX_BACKOFF = timedelta(hours=6)
 DIGEST_SPACING = timedelta(hours=20)
 
@@ -63,33 +66,37 @@ def queue_immediate(notifications) -> None:
 def build_digests(now=None) -> int:
     """One e-mail per user gathering their unread, not yet e-mailed notifications whose channel
     is the digest; at most one digest per user every 20 hours. Returns how many were queued."""
-    from notifications.selectors import target_url
+    from notifications.selectors import for_user, target_url
 
     now = now or timezone.now()
+    recent = OutboxEmail.objects.filter(is_digest=True, created_at__gte=now - DIGEST_SPACING).values(
+        "recipient_id"
+    )
     pending = (
-        Notification.objects.filter(emailed_at__isnull=True, read_at__isnull=True, created_at__lte=now)
+        Notification.objects.filter(
+            emailed_at__isnull=True, read_at__isnull=True, created_at__lte=now, recipient__is_active=True
+        )
         .exclude(recipient__email="")
+        .exclude(recipient_id__in=recent)
         .select_related("recipient", "case", "service_request")
         .order_by("recipient_id", "pk")
     )
-    recent = set(
-        OutboxEmail.objects.filter(is_digest=True, created_at__gte=now - DIGEST_SPACING).values_list(
-            "recipient_id", flat=True
-        )
-    )
     by_user: dict[int, list[Notification]] = {}
     for notification in pending:
-        if notification.recipient_id in recent:
-            continue
         by_user.setdefault(notification.recipient_id, []).append(notification)
     queued = 0
     for notifications in by_user.values():
         user = notifications[0].recipient
         preferences = dict(user.notification_preferences.values_list("event_type", "channel"))
+        # Only what the user may still see (a case they lost is left out), in the digest channel.
+        visible = set(
+            for_user(user).filter(pk__in=[n.pk for n in notifications]).values_list("pk", flat=True)
+        )
         included = [
             n
             for n in notifications
-            if preferences.get(n.event_type, default_channel(n.event_type)) == Channel.DIGEST
+            if n.pk in visible
+            and preferences.get(n.event_type, default_channel(n.event_type)) == Channel.DIGEST
         ]
         if not included:
             continue
@@ -121,9 +128,12 @@ def drain(limit: int = 100) -> int:
     """Send the due e-mails; return how many were sent."""
     now = timezone.now()
     due = list(
-        OutboxEmail.objects.filter(sent_at__isnull=True, next_attempt_at__lte=now).values_list(
-            "pk", flat=True
-        )[:limit]
+        OutboxEmail.objects.filter(
+            sent_at__isnull=True,
+            next_attempt_at__lte=now,
+            attempts__lt=MAX_ATTEMPTS,
+            recipient__is_active=True,
+        ).values_list("pk", flat=True)[:limit]
     )
     sent = 0
     for email_id in due:

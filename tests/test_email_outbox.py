@@ -12,7 +12,7 @@ from django.utils import timezone
 from notifications import outbox
 from notifications.models import Notification, NotificationPreference, OutboxEmail
 from notifications.services import notify
-from tests.factories import UserFactory
+from tests.factories import CaseFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -97,3 +97,19 @@ def test_preferences_page_saves_choices_and_refuses_bad_ones(client, login, refe
     assert NotificationPreference.objects.get(user=referent, event_type="request_routed").channel == "off"
     client.post("/notifications/preferences/", {"request_routed": "carrier-pigeon"})
     assert NotificationPreference.objects.get(user=referent, event_type="request_routed").channel == "off"
+
+
+def test_digest_leaves_out_cases_the_user_lost(referent, site):
+    lost = CaseFactory(site=site)  # another referent's case
+    notify(event_type="request_accepted", recipients=[referent], message="Sur un dossier perdu", case=lost)
+    tell(referent, event_type="request_declined", text="Sans dossier")
+    outbox.build_digests()
+    outbox.drain()
+    body = mail.outbox[0].body
+    assert "Sans dossier" in body and "Sur un dossier perdu" not in body
+
+
+def test_an_email_is_given_up_after_max_attempts():
+    tell(UserFactory())
+    OutboxEmail.objects.update(attempts=outbox.MAX_ATTEMPTS)
+    assert outbox.drain() == 0 and not mail.outbox

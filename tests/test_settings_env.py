@@ -168,6 +168,8 @@ SETTINGS_VARIABLES = (
     "CASE_LIST_PAGE_SIZE",
     "SECURE_SSL_REDIRECT",
     "SECURE_HSTS_SECONDS",
+    "SITE_URL",
+    "CHANNEL_ENCRYPTION_KEYS",
 )
 
 
@@ -187,9 +189,22 @@ def start_django(tmp_path, **variables) -> subprocess.CompletedProcess:
 def test_production_starts_when_configured(tmp_path):
     """The control of the tests below: the same start-up succeeds with a valid configuration."""
     result = start_django(
-        tmp_path, DJANGO_ENV="production", SECRET_KEY="x" * 50, ALLOWED_HOSTS="tds.example.org"
+        tmp_path,
+        DJANGO_ENV="production",
+        SECRET_KEY="x" * 50,
+        ALLOWED_HOSTS="tds.example.org",
+        SITE_URL="https://tds.example.org",
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_production_without_site_url_does_not_start(tmp_path):
+    """E-mail links would point to 127.0.0.1."""
+    result = start_django(
+        tmp_path, DJANGO_ENV="production", SECRET_KEY="x" * 50, ALLOWED_HOSTS="tds.example.org"
+    )
+    assert result.returncode != 0
+    assert "SITE_URL" in result.stderr
 
 
 def test_production_without_secret_key_does_not_start(tmp_path):

@@ -10,6 +10,7 @@
   var delay = 1000;
   var socket = null;
   var heartbeat = null;
+  var revoked = false;
   var bell = document.getElementById("notification-bell");
   var bellCount = document.getElementById("notification-count");
   var toasts = document.getElementById("notification-toasts");
@@ -55,7 +56,7 @@
       toast(message);
       refreshLiveParts();
     } else if (message.type === "revoked") {
-      delay = 60000;  // the session ended: do not hammer the server; a reload will log in again
+      revoked = true;  // the session ended: stop reconnecting; a reload leads to the login page
     }
   }
 
@@ -72,6 +73,7 @@
     socket.addEventListener("message", onMessage);
     socket.addEventListener("close", function () {
       clearInterval(heartbeat);
+      if (revoked) { return; }
       var wait = delay + Math.random() * 1000;
       delay = Math.min(delay * 2, 30000);
       setTimeout(connect, wait);
