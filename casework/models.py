@@ -556,6 +556,7 @@ class Intervention(models.Model):
     notes = models.TextField(_("notes"), blank=True)
     outcome = models.TextField(_("outcome"), blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    reminder_sent_at = models.DateTimeField(_("reminder sent at"), null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["planned_on", "id"]

@@ -4,7 +4,7 @@ notifications.notify() (rows and outbox e-mails in the same transaction, socket 
 """
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy
 from django_fsm import can_proceed
 
 from casework import rules
-from casework.enums import OPEN_CASE_STATES, CaseOutcome, CaseState
+from casework.enums import OPEN_CASE_STATES, CaseOutcome, CaseState, InterventionKind, InterventionStatus
 from casework.exceptions import BusinessRuleError, NotAllowedError, StaleStateError
 from casework.models import (
     Case,
@@ -26,6 +26,7 @@ from casework.models import (
     CompanyContact,
     Handover,
     HandoverStatus,
+    Intervention,
     Membership,
     Need,
     Organisation,
@@ -498,3 +499,38 @@ def handover_cancel(*, actor: User, handover: Handover) -> Handover:
     handover.decided_at = timezone.now()
     handover.save(update_fields=["status", "decided_at"])
     return handover
+
+
+# --- Reminders ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def remind_interventions_due(*, today: date | None = None) -> int:
+    """Tell the owner and the referent of each intervention planned for tomorrow, once. Run by the
+    worker loop (no acting user: the platform)."""
+    today = today or timezone.localdate()
+    due = (
+        Intervention.objects.select_for_update(of=("self",))
+        .filter(
+            status=InterventionStatus.PLANNED,
+            planned_on=today + timedelta(days=1),
+            reminder_sent_at__isnull=True,
+        )
+        .select_related("case__company", "case__referent", "owner")
+    )
+    count = 0
+    for intervention in due:
+        notify(
+            event_type="intervention_due",
+            recipients=[intervention.owner, intervention.case.referent],
+            message=gettext_lazy("Reminder: %(kind)s planned tomorrow with %(company)s."),
+            params={
+                "kind": InterventionKind(intervention.kind).label,
+                "company": intervention.case.company.name,
+            },
+            case=intervention.case,
+            service_request=intervention.service_request,
+        )
+        Intervention.objects.filter(pk=intervention.pk).update(reminder_sent_at=timezone.now())
+        count += 1
+    return count

@@ -25,6 +25,7 @@ class EventType(models.TextChoices):
     ESCALATION_DECIDED = "escalation_decided", _("Escalation decided")
     HANDOVER_PROPOSED = "handover_proposed", _("Referent handover proposed")
     HANDOVER_DECIDED = "handover_decided", _("Referent handover accepted or declined")
+    INTERVENTION_DUE = "intervention_due", _("Intervention planned for tomorrow")
 
 
 class Notification(models.Model):
@@ -71,6 +72,7 @@ DEFAULT_CHANNELS = {
     EventType.ESCALATION_RAISED: Channel.IMMEDIATE,
     EventType.HANDOVER_PROPOSED: Channel.IMMEDIATE,
     EventType.HANDOVER_DECIDED: Channel.IMMEDIATE,
+    EventType.INTERVENTION_DUE: Channel.IMMEDIATE,
 }
 
 

@@ -113,3 +113,23 @@ def test_an_email_is_given_up_after_max_attempts():
     tell(UserFactory())
     OutboxEmail.objects.update(attempts=outbox.MAX_ATTEMPTS)
     assert outbox.drain() == 0 and not mail.outbox
+
+
+def test_intervention_due_tomorrow_reminds_its_owner_and_the_referent_once(site, referent):
+    import datetime as dt
+
+    from casework import services as case_services
+    from tests.factories import InterventionFactory
+
+    today = dt.date(2026, 12, 2)
+    owner = UserFactory()
+    due = InterventionFactory(
+        case=CaseFactory(site=site, referent=referent, active=True),
+        owner=owner,
+        planned_on=today + dt.timedelta(days=1),
+    )
+    InterventionFactory(case=due.case, owner=owner, planned_on=today + dt.timedelta(days=2))
+    assert case_services.remind_interventions_due(today=today) == 1
+    assert case_services.remind_interventions_due(today=today) == 0  # once
+    told = set(Notification.objects.filter(event_type="intervention_due").values_list("recipient", flat=True))
+    assert told == {owner.pk, referent.pk}

@@ -10,6 +10,7 @@ import threading
 from django.db import close_old_connections
 from viewflow.workflow.timers import fire_due_conditions, fire_due_start_timers, fire_due_timers
 
+from casework import services as case_services
 from notifications import outbox
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ def loop(interval: float, stop: threading.Event | None = None) -> None:
         try:
             close_old_connections()
             fired = sweep()
+            case_services.remind_interventions_due()  # once per intervention, the day before
             outbox.run_periodic()  # the same loop sends the e-mails (outbox, daily digest)
             if fired:
                 logger.info("timers: %s fired", fired)

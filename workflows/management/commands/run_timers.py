@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from casework import services as case_services
 from notifications import outbox
 from workflows import timers
 
@@ -26,6 +27,7 @@ class Command(BaseCommand):
             raise CommandError("--interval doit être positif.")
         if once:
             self.stdout.write(f"{timers.sweep()} minuterie(s) déclenchée(s).")
+            self.stdout.write(f"{case_services.remind_interventions_due()} rappel(s) d'intervention.")
             self.stdout.write(f"{outbox.run_periodic()} courriel(s) envoyé(s).")
             return
         self.stdout.write(f"Minuteries : un passage toutes les {interval:g} s (Ctrl+C pour arrêter).")
