@@ -32,6 +32,13 @@ OPEN_REQUEST_STATUSES = (
     RequestStatus.ACCEPTED,
     RequestStatus.DELIVERED,
 )
+# Stages where the request is held by its provider organisation (its load, its agents involved).
+HELD_STATUSES = (
+    RequestStatus.WAITING,
+    RequestStatus.CLAIMED,
+    RequestStatus.ACCEPTED,
+    RequestStatus.DELIVERED,
+)
 # A provider organisation sees the case while its request is in one of these statuses, or once it
 # accepted the request (then for good: it delivered part of the answer).
 PROVIDER_STATUSES = (RequestStatus.WAITING, RequestStatus.CLAIMED)

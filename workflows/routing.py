@@ -3,16 +3,11 @@
 from django.db.models import Count, Q
 
 from casework.models import Organisation, ToolboxService
-from workflows.models import RequestStatus
+from workflows.models import HELD_STATUSES
 
 # What weighs on a provider: requests it holds. One waiting for the animators (overdue, unroutable)
 # does not count against the provider it was taken from.
-LOAD_STATUSES = (
-    RequestStatus.WAITING,
-    RequestStatus.CLAIMED,
-    RequestStatus.ACCEPTED,
-    RequestStatus.DELIVERED,
-)
+LOAD_STATUSES = HELD_STATUSES
 
 DEFAULT_RESPONSE_DAYS = 5
 

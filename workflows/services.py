@@ -21,6 +21,7 @@ from notifications.services import notify
 from workflows import events
 from workflows.flows import ServiceRequestFlow
 from workflows.models import (
+    HELD_STATUSES,
     DeclineReason,
     Escalation,
     EscalationDecision,
@@ -40,6 +41,11 @@ class TaskTakenError(StaleStateError):
 
 def _flow_lock_failed():
     return StaleStateError(_("Someone else is working on this request right now. Try again in a moment."))
+
+
+def _touch(case_id: int, now=None) -> None:
+    """Record activity on the case (the board's "days since the last activity")."""
+    Case.objects.filter(pk=case_id).update(last_activity_at=now or timezone.now())
 
 
 def _member_of(user: User, organisation_id: int | None) -> bool:
@@ -135,7 +141,7 @@ def _open(
     if case.state == CaseState.DIAGNOSED and not on_behalf:
         case_services.case_transition(actor=actor, case=case, name="activate", expected_state=case.state)
     else:
-        Case.objects.filter(pk=case.pk).update(last_activity_at=timezone.now())
+        _touch(case.pk)
     return ServiceRequest.objects.get(pk=request.pk)
 
 
@@ -267,7 +273,7 @@ def request_accept(*, actor: User, task_id: int) -> ServiceRequest:
                 category=request.category_label,
             )
             _execute(activation)
-            Case.objects.filter(pk=request.case_id).update(last_activity_at=now)
+            _touch(request.case_id, now)
             return request
     except FlowLockFailed:
         raise _flow_lock_failed() from None
@@ -328,7 +334,7 @@ def request_decline(
                 request.data = {**(request.data or {}), "preferred_provider": suggested_organisation.pk}
                 request.save(update_fields=["data"])
             _execute(activation)  # -> route: next provider, or the animators
-            Case.objects.filter(pk=request.case_id).update(last_activity_at=timezone.now())
+            _touch(request.case_id)
             return ServiceRequest.objects.get(pk=request.pk)
     except FlowLockFailed:
         raise _flow_lock_failed() from None
@@ -405,7 +411,7 @@ def intervention_plan(
         text=gettext_lazy("%(kind)s on %(date)s"),
         params={"kind": InterventionKind(kind).label, "date": f"{planned_on:%d/%m/%Y}"},
     )
-    Case.objects.filter(pk=request.case_id).update(last_activity_at=timezone.now())
+    _touch(request.case_id)
     return intervention
 
 
@@ -439,7 +445,7 @@ def intervention_record(
         text=gettext_lazy("%(kind)s: %(outcome)s") if outcome else InterventionKind(intervention.kind).label,
         params={"kind": InterventionKind(intervention.kind).label, "outcome": outcome} if outcome else None,
     )
-    Case.objects.filter(pk=request.case_id).update(last_activity_at=timezone.now())
+    _touch(request.case_id)
     return intervention
 
 
@@ -501,7 +507,7 @@ def request_deliver(
                 category=request.category_label,
             )
             _execute(activation)  # -> validate, assigned to the referent
-            Case.objects.filter(pk=request.case_id).update(last_activity_at=now)
+            _touch(request.case_id, now)
             return ServiceRequest.objects.get(pk=request.pk)
     except FlowLockFailed:
         raise _flow_lock_failed() from None
@@ -547,7 +553,7 @@ def request_validate(*, actor: User, task_id: int, accept: bool, comment: str = 
                 comment=comment,
             )
             _execute(activation)  # -> end, or back to delivery
-            Case.objects.filter(pk=request.case_id).update(last_activity_at=now)
+            _touch(request.case_id, now)
             if (
                 accept
                 and not request.need.requests.exclude(pk=request.pk)
@@ -583,12 +589,7 @@ def _cancel(request: ServiceRequest, actor: User, reason: str) -> ServiceRequest
             )
             if not request.is_open:
                 raise StaleStateError(_("This request is already closed."))
-            provider_was_involved = request.stage in (
-                RequestStatus.WAITING,
-                RequestStatus.CLAIMED,
-                RequestStatus.ACCEPTED,
-                RequestStatus.DELIVERED,
-            )
+            provider_was_involved = request.stage in HELD_STATUSES
             waiting_for_animators = request.stage == RequestStatus.UNROUTABLE
             FLOW.instance.cancel(request)
             request.refresh_from_db()
@@ -608,7 +609,7 @@ def _cancel(request: ServiceRequest, actor: User, reason: str) -> ServiceRequest
                 category=request.category_label,
                 reason=reason,
             )
-            Case.objects.filter(pk=request.case_id).update(last_activity_at=timezone.now())
+            _touch(request.case_id)
             return request
     except FlowLockFailed:
         raise _flow_lock_failed() from None
@@ -639,7 +640,7 @@ def escalation_raise(*, actor: User, case: Case, text: str) -> Escalation:
         actor=actor,
         case=case,
     )
-    Case.objects.filter(pk=case.pk).update(last_activity_at=timezone.now())
+    _touch(case.pk)
     return escalation
 
 
