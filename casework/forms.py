@@ -194,3 +194,20 @@ class HandoverForm(DsfrBaseForm):
         super().__init__(*args, **kwargs)
         self.fields["to_membership"].queryset = memberships
         self.fields["to_membership"].label_from_instance = lambda m: f"{m.user} — {m.organisation.name}"
+
+
+class CommentForm(DsfrBaseForm):
+    body = forms.CharField(
+        label=_("Your comment"),
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_(
+            "Type @ and the start of someone's e-mail address to tell them, e.g. @claire.martin. "
+            "Only people who can see this case can be mentioned."
+        ),
+        error_messages={
+            "required": _("Please write your comment."),
+            "max_length": _("Please keep the comment under 5,000 characters."),
+        },
+    )
+    submission_id = forms.UUIDField(widget=forms.HiddenInput, required=False)

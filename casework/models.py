@@ -501,6 +501,27 @@ class Need(models.Model):
         return f"{self.get_category_display()} — {self.description[:60]}"
 
 
+class CaseComment(models.Model):
+    """A message between the people following a case (referent, animators), who may @mention each
+    other. The case's confidentiality applies: only someone who can see the case can be mentioned."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField(_("comment"))
+    mentions = models.ManyToManyField(User, related_name="+", blank=True, verbose_name=_("mentioned"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    # The same form posted twice creates one comment.
+    submission_id = models.UUIDField(null=True, blank=True, unique=True, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("case comment")
+        verbose_name_plural = _("case comments")
+
+    def __str__(self):
+        return f"{self.author} — {self.body[:60]}"
+
+
 class ToolboxService(models.Model):
     """An entry of the shared toolbox: a partner's answer that a referent can mobilise."""
 

@@ -157,6 +157,13 @@ def can_edit_needs(case, user) -> bool:
     return case.is_open and is_referent_or_animator(case, user)
 
 
+def can_see_case(case, user) -> bool:
+    """`user` may read `case` now (the one visibility rule, re-read from the database)."""
+    from casework.models import Case
+
+    return Case.objects.visible_to(user).filter(pk=case.pk).exists()
+
+
 def can_record_consent(case, user) -> bool:
     return case.is_open and is_referent_or_animator(case, user)
 

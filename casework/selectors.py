@@ -7,8 +7,10 @@ from collections import Counter
 
 from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext_lazy as _
 
 from casework import rules
+from casework.mentions import handle_of
 from casework.enums import ENROLLED_CASE_STATES, CaseState
 from casework.models import Case, Company, Membership, Organisation, PilotSite, ToolboxService, User
 
@@ -58,7 +60,24 @@ def case_detail(case: Case) -> dict:
         "contacts": list(case.company.contacts.all()),
         "requests": requests,
         "escalations": list(case.escalations.select_related("raised_by", "decided_by")),
+        "comments": list(case.comments.select_related("author")),
     }
+
+
+def mentionable(case: Case) -> list[dict]:
+    """The people listed as mentionable under the comment form: the case's referent and the animators
+    of its site. Partner agents working on a request of the case can be mentioned too, by their
+    address; the service checks every mention against current rights."""
+    people = [(case.referent, _("referent"))] + [
+        (animator.user, animator.get_role_display())
+        for animator in case.site.animators.select_related("user").order_by("user__last_name")
+    ]
+    seen, listed = set(), []
+    for user, role in people:
+        if user.pk not in seen and user.is_active:
+            seen.add(user.pk)
+            listed.append({"user": user, "handle": handle_of(user), "role": role})
+    return listed
 
 
 def company_get(*, user: User, public_id) -> Company:

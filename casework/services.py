@@ -15,11 +15,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_fsm import can_proceed
 
-from casework import rules
+from casework import mentions, rules
 from casework.enums import OPEN_CASE_STATES, CaseOutcome, CaseState, InterventionKind, InterventionStatus
 from casework.exceptions import BusinessRuleError, NotAllowedError, StaleStateError
 from casework.models import (
     Case,
+    CaseComment,
     CaseTransition,
     CharterAcceptance,
     Company,
@@ -34,6 +35,7 @@ from casework.models import (
     User,
 )
 from casework.validators import normalise_naf, normalise_siret
+from notifications.delivery import board_ring_after_commit
 from notifications.services import notify
 
 # Transitions a user may ask for through the interface, by method name on Case.
@@ -187,6 +189,7 @@ def case_propose(
             CaseTransition.objects.create(
                 case=case, name="propose", source="", target=CaseState.PROPOSED, actor=actor, at=now
             )
+            board_ring_after_commit(case.site_id, case.public_id)
             notify(
                 event_type="enrolment_proposed",
                 recipients=_site_animators(case),
@@ -204,6 +207,13 @@ def case_propose(
         raise BusinessRuleError(
             _("This company was just created by someone else. Please try again.")
         ) from None
+
+
+def record_activity(case: Case, now=None) -> None:
+    """Something happened on the case: date it (the board's "days since the last activity") and,
+    after commit, ring the board of its pilot site."""
+    Case.objects.filter(pk=case.pk).update(last_activity_at=now or timezone.now())
+    board_ring_after_commit(case.site_id, case.public_id)
 
 
 def _locked_case(case: Case, expected_state: str | None) -> Case:
@@ -237,6 +247,7 @@ def case_record_consent(*, actor: User, case: Case) -> Case:
             "last_activity_at",
         ]
     )
+    board_ring_after_commit(case.site_id, case.public_id)
     return case
 
 
@@ -280,6 +291,7 @@ def case_transition(
     CaseTransition.objects.create(
         case=case, name=name, source=source, target=case.state, actor=actor, at=now, comment=reason
     )
+    board_ring_after_commit(case.site_id, case.public_id)
     if name in ("enrol", "refuse"):
         notify(
             event_type="enrolment_decided",
@@ -333,7 +345,7 @@ def need_create(
     )
     _check_need_values(need)
     need.save()
-    Case.objects.filter(pk=case.pk).update(last_activity_at=timezone.now())
+    record_activity(case)
     return need
 
 
@@ -353,11 +365,89 @@ def need_update(*, actor: User, need: Need, **values) -> Need:
         setattr(need, field, value.strip() if isinstance(value, str) else value)
     _check_need_values(need)
     need.save(update_fields=[*values.keys(), "updated_at"])
-    Case.objects.filter(pk=case.pk).update(last_activity_at=timezone.now())
+    record_activity(case)
     return need
 
 
 # --- Referent handover ---------------------------------------------------------------------------
+
+
+# --- Comments and @mentions ------------------------------------------------------------------------
+
+
+def _mentioned_users(case: Case, body: str) -> list[User]:
+    """The people `body` mentions, each of whom can see the case now; any handle that is unknown,
+    ambiguous or names someone who cannot see the case refuses the whole comment."""
+    handles = mentions.handles(body)
+    if len(handles) > mentions.MAX_MENTIONS:
+        raise BusinessRuleError(
+            _("Please mention at most %(count)d people in one comment.") % {"count": mentions.MAX_MENTIONS}
+        )
+    users = []
+    for handle in handles:
+        found = list(User.objects.filter(mentions.handle_q(handle))[:2])
+        if not found:
+            raise BusinessRuleError(
+                _("Nobody is known as @%(handle)s. Check the spelling or pick a name from the list.")
+                % {"handle": handle}
+            )
+        if len(found) > 1:
+            raise BusinessRuleError(
+                _("Several people are known as @%(handle)s: write their whole e-mail address after the @.")
+                % {"handle": handle}
+            )
+        user = found[0]
+        if not rules.can_see_case(case, user):
+            raise BusinessRuleError(
+                _(
+                    "%(name)s (@%(handle)s) cannot see this case and so cannot be mentioned: "
+                    "a case is shared only with its referent, the animators of its site and the "
+                    "partners working on its requests."
+                )
+                % {"name": user, "handle": handle}
+            )
+        users.append(user)
+    return users
+
+
+@transaction.atomic
+def comment_add(*, actor: User, case: Case, body: str, submission_id=None) -> CaseComment:
+    """Add a comment to the case; the people it @mentions are told, and so is the referent."""
+    case = _locked_case(case, None)
+    # Everyone who can see the case takes part in its conversation (a partner of one of its
+    # requests too); the service re-reads that right, the page is only a convenience.
+    if not rules.can_see_case(case, actor):
+        raise NotAllowedError(_("You cannot comment on this case."))
+    body = (body or "").strip()
+    if not body:
+        raise BusinessRuleError(_("Please write your comment."))
+    if len(body) > 5000:
+        raise BusinessRuleError(_("Please keep the comment under 5,000 characters."))
+    if submission_id is not None and CaseComment.objects.filter(submission_id=submission_id).exists():
+        raise StaleStateError(_("This comment is already posted (the form was sent twice)."))
+    mentioned = _mentioned_users(case, body)
+    comment = CaseComment.objects.create(case=case, author=actor, body=body, submission_id=submission_id)
+    comment.mentions.set(mentioned)
+    params = {"actor": actor, "company": case.company.name}
+    notify(
+        event_type="case_mention",
+        recipients=mentioned,
+        message=gettext_lazy("%(actor)s mentioned you in a comment on the case %(company)s."),
+        params=params,
+        actor=actor,
+        case=case,
+    )
+    if case.referent not in mentioned:
+        notify(
+            event_type="case_comment",
+            recipients=[case.referent],
+            message=gettext_lazy("%(actor)s commented on the case %(company)s."),
+            params=params,
+            actor=actor,
+            case=case,
+        )
+    record_activity(case)
+    return comment
 
 
 def _site_animators(case: Case) -> list[User]:
@@ -444,6 +534,7 @@ def handover_accept(*, actor: User, handover: Handover) -> Case:
     case.referent_organisation = handover.to_organisation
     case.last_activity_at = now
     case.save(update_fields=["referent", "referent_organisation", "last_activity_at"])
+    board_ring_after_commit(case.site_id, case.public_id)
     handover.status = HandoverStatus.ACCEPTED
     handover.decided_at = now
     handover.save(update_fields=["status", "decided_at"])

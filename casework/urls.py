@@ -15,6 +15,7 @@ urlpatterns = [
         name="case_transition",
     ),
     path("dossiers/<uuid:public_id>/besoins/nouveau/", views.need_create, name="need_create"),
+    path("dossiers/<uuid:public_id>/commentaires/", views.comment_add, name="comment_add"),
     path("dossiers/<uuid:public_id>/besoins/<int:need_id>/", views.need_edit, name="need_edit"),
     path("dossiers/<uuid:public_id>/passation/", views.handover_propose, name="handover_propose"),
     path(

@@ -19,6 +19,7 @@ from casework import rules, selectors, services
 from casework.enums import CaseOutcome
 from casework.exceptions import BusinessRuleError
 from casework.forms import (
+    CommentForm,
     CaseFilterForm,
     CaseProposeForm,
     HandoverForm,
@@ -177,8 +178,32 @@ def case_detail(request, public_id):
         "handover_form": HandoverForm(memberships=selectors.handover_candidates(case))
         if case.is_open and rules.is_referent_or_animator(case, request.user)
         else None,
+        **_comment_context(case, request.user),
     }
     return render(request, "casework/case_detail.html", context)
+
+
+def _comment_context(case, user, form=None) -> dict:
+    # The case was read through the user's scoped queryset: whoever sees it may comment.
+    return {
+        "comment_form": form or CommentForm(initial={"submission_id": uuid.uuid4()}),
+        "mentionable": selectors.mentionable(case),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def comment_add(request, public_id):
+    case = selectors.case_get(user=request.user, public_id=public_id)
+    form = CommentForm(request.POST or None, initial={"submission_id": uuid.uuid4()})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.comment_add(actor=request.user, case=case, **form.cleaned_data)
+        except BusinessRuleError as error:
+            form.add_error("body", error.message)
+        else:
+            messages.success(request, _("Your comment is posted."))
+            return HttpResponseRedirect(reverse("case_detail", args=[case.public_id]) + "#commentaires")
+    return render(request, "casework/comment_form.html", {"case": case, **_comment_context(case, request.user, form)})
 
 
 @require_POST

@@ -28,6 +28,11 @@ def _send(group: str, message: dict) -> None:
         logger.warning("notifications: could not reach group %s", group, exc_info=True)
 
 
+def site_group(site_id: int) -> str:
+    """The board group of a pilot site: its animators' sockets listen to it."""
+    return f"site.{int(site_id)}"
+
+
 def ring_after_commit(user_ids) -> None:
     ids = sorted({int(pk) for pk in user_ids})
     if not ids:
@@ -38,3 +43,10 @@ def ring_after_commit(user_ids) -> None:
 def revoke_after_commit(user_id: int) -> None:
     """Close the user's open sockets (logout, deactivation)."""
     transaction.on_commit(lambda: _send(user_group(user_id), {"type": "session.revoke"}))
+
+
+def board_ring_after_commit(site_id: int, case_public_id) -> None:
+    """Tell the boards of a pilot site that a case changed. The message names the case by its public
+    id and nothing else; each board reads what its viewer may see from the database."""
+    message = {"type": "board.changed", "site": int(site_id), "case": str(case_public_id)}
+    transaction.on_commit(lambda: _send(site_group(site_id), message))

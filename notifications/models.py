@@ -26,6 +26,8 @@ class EventType(models.TextChoices):
     HANDOVER_PROPOSED = "handover_proposed", _("Referent handover proposed")
     HANDOVER_DECIDED = "handover_decided", _("Referent handover accepted or declined")
     INTERVENTION_DUE = "intervention_due", _("Intervention planned for tomorrow")
+    CASE_MENTION = "case_mention", _("Mentioned in a case comment")
+    CASE_COMMENT = "case_comment", _("New comment on my case")
 
 
 class Notification(models.Model):
@@ -73,6 +75,7 @@ DEFAULT_CHANNELS = {
     EventType.HANDOVER_PROPOSED: Channel.IMMEDIATE,
     EventType.HANDOVER_DECIDED: Channel.IMMEDIATE,
     EventType.INTERVENTION_DUE: Channel.IMMEDIATE,
+    EventType.CASE_MENTION: Channel.IMMEDIATE,
 }
 
 

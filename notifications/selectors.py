@@ -32,7 +32,10 @@ def target_url(notification: Notification) -> str:
     if notification.service_request_id:
         return reverse("request_detail", kwargs={"public_id": notification.service_request.public_id})
     if notification.case_id:
-        return reverse("case_detail", kwargs={"public_id": notification.case.public_id})
+        url = reverse("case_detail", kwargs={"public_id": notification.case.public_id})
+        if notification.event_type in ("case_mention", "case_comment"):
+            url += "#commentaires"
+        return url
     return reverse("notification_list")
 
 

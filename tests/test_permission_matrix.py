@@ -85,6 +85,8 @@ MATRIX = {
     # Administrators read every case but do not edit needs: they are sent back to the case.
     "need_create": _case_readers(200, 200),
     "need_edit": _case_readers(200, 200),
+    # Whoever sees the case takes part in its comments (an empty form is shown again, with its error).
+    "comment_add": _case_readers(200, 200),
     "company_detail": _case_readers(200, 405),
     "toolbox": _everyone_signed_in(200, 405),
     # Django's admin: staff only; everyone else is sent to the (single) login page.
@@ -166,6 +168,7 @@ def world(site, other_site, referent, other_referent, agent, animator, observer,
         "case_consent": {"public_id": case.public_id},
         "case_transition": {"public_id": case.public_id, "name": "withdraw"},
         "need_create": {"public_id": case.public_id},
+        "comment_add": {"public_id": case.public_id},
         "need_edit": {"public_id": case.public_id, "need_id": need.pk},
         "company_detail": {"public_id": case.company.public_id},
         "request_open": {"public_id": case.public_id},
@@ -214,7 +217,7 @@ def _without_tokens(content: bytes, path: str) -> bytes:
     return re.sub(rb'(csrfmiddlewaretoken" value="|X-CSRFToken": ")[^"]+', rb"\1", content)
 
 
-@pytest.mark.parametrize("url_name", ["case_detail", "need_create", "company_detail"])
+@pytest.mark.parametrize("url_name", ["case_detail", "need_create", "comment_add", "company_detail"])
 def test_forbidden_and_missing_give_the_same_404(client, world, url_name):
     """An outsider cannot tell an existing case from a missing one: same status, same page."""
     client.force_login(world["users"]["agent"])

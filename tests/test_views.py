@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from casework import services
 from casework.enums import CaseState
 from casework.models import Case, CaseTransition, Company, Need
 from tests.factories import (
@@ -325,6 +326,8 @@ def test_case_detail_query_count_does_not_grow(client, login, referent, site):
     few = count_queries(client, url)
     NeedFactory.create_batch(10, case=case, created_by=referent)
     InterventionFactory.create_batch(10, case=case)
+    for number in range(10):
+        services.comment_add(actor=referent, case=case, body=f"Point d'étape n° {number}")
     assert count_queries(client, url) == few
 
 
@@ -542,8 +545,10 @@ PAGE_QUERIES = {
     "case_list": 10,  # + sites for the filter, count, page
     "case_propose": 13,  # + site coverage, sites and organisations (form and initial values), territories
     # case_detail: + case, needs, interventions, history, contacts, requests, escalations, pending
-    # handover, candidates for a new referent, guards ("has needs", "no open request")
-    "case_detail": 19,  # (+3 with requests: their events, actors and organisations)
+    # handover, candidates for a new referent, guards ("has needs", "no open request"), comments,
+    # the people who can be mentioned (the site's animators)
+    "case_detail": 21,  # (+3 with requests: their events, actors and organisations)
+    "comment_add": 9,  # + case, the people who can be mentioned
     "need_create": 8,  # + case
     "need_edit": 9,  # + case, need
     "company_detail": 10,  # + company, its visible cases, contacts
@@ -559,6 +564,7 @@ def test_page_query_count(client, login, referent, site, url_name, django_assert
     ToolboxServiceFactory(territories=[site.territory])
     kwargs = {
         "case_detail": {"public_id": case.public_id},
+        "comment_add": {"public_id": case.public_id},
         "need_create": {"public_id": case.public_id},
         "need_edit": {"public_id": case.public_id, "need_id": need.pk},
         "company_detail": {"public_id": case.company.public_id},
