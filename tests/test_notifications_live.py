@@ -187,3 +187,58 @@ def test_logout_closes_the_open_sockets(client):
         assert await communicator.receive_json_from(timeout=1) == {"type": "revoked"}
 
     async_to_sync(scenario)()
+
+
+@sync_to_async
+def board_world():
+    """Two pilot sites, an animator on each, and an active case of the first site's referent."""
+    from tests.factories import CaseFactory, PilotSiteFactory, SiteAnimatorFactory
+
+    site, other_site = PilotSiteFactory(), PilotSiteFactory()
+    case = CaseFactory(site=site, active=True)
+    return {
+        "case": case,
+        "animator": SiteAnimatorFactory(site=site).user,
+        "other_animator": SiteAnimatorFactory(site=other_site).user,
+        "referent": case.referent,
+    }
+
+
+@sync_to_async
+def record_a_need(case):
+    from casework import services as case_services
+
+    case_services.need_create(actor=case.referent, case=case, category="housing", description="Logement")
+
+
+@run_async
+async def test_board_events_reach_the_animators_of_the_site_only():
+    world = await board_world()
+    sockets = {}
+    for name in ("animator", "other_animator", "referent"):
+        sockets[name], connected, _ = await connect(world[name])
+        assert connected
+        await sockets[name].send_json_to({"type": "hello", "last_id": 0})
+    await record_a_need(world["case"])
+    board = await sockets["animator"].receive_json_from(timeout=3)
+    assert board == {"type": "board", "site": world["case"].site_id, "case": str(world["case"].public_id)}
+    assert await sockets["other_animator"].receive_nothing(timeout=0.3)
+    assert await sockets["referent"].receive_nothing(timeout=0.1)
+    for socket in sockets.values():
+        await socket.disconnect()
+
+
+@run_async
+async def test_an_animator_removed_from_the_site_stops_receiving_its_board_within_a_second():
+    import asyncio
+
+    from casework.models import SiteAnimator
+
+    world = await board_world()
+    communicator, connected, _ = await connect(world["animator"])
+    assert connected
+    await sync_to_async(SiteAnimator.objects.filter(user=world["animator"]).delete)()
+    await asyncio.sleep(1.1)
+    await record_a_need(world["case"])
+    assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()

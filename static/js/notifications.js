@@ -35,9 +35,10 @@
     setTimeout(function () { box.remove(); }, 8000);
   }
 
-  function refreshLiveParts() {
-    // Parts marked data-live-refresh are reloaded in place (htmx), unless the user is typing in them.
-    document.querySelectorAll("[data-live-refresh]").forEach(function (part) {
+  function refreshLiveParts(selector) {
+    // Parts marked data-live-refresh (or data-live-board, for board events of a pilot site the user
+    // animates) are reloaded in place (htmx), unless the user is typing in them.
+    document.querySelectorAll(selector || "[data-live-refresh]").forEach(function (part) {
       if (part.contains(document.activeElement) && document.activeElement.form) { return; }
       if (window.htmx && part.id) {
         window.htmx.ajax("GET", window.location.href, { target: "#" + part.id, select: "#" + part.id, swap: "outerHTML" });
@@ -55,6 +56,8 @@
       if (!message.read) { setCount(parseInt(bell.dataset.unread || "0", 10) + 1); }
       toast(message);
       refreshLiveParts();
+    } else if (message.type === "board") {
+      refreshLiveParts("[data-live-board]");
     } else if (message.type === "revoked") {
       revoked = true;  // the session ended: stop reconnecting; a reload leads to the login page
     }
