@@ -11,6 +11,7 @@
   var socket = null;
   var heartbeat = null;
   var revoked = false;
+  var boardTimer = null;
   var bell = document.getElementById("notification-bell");
   var bellCount = document.getElementById("notification-count");
   var toasts = document.getElementById("notification-toasts");
@@ -57,7 +58,10 @@
       toast(message);
       refreshLiveParts();
     } else if (message.type === "board") {
-      refreshLiveParts("[data-live-board]");
+      // A burst of changes (a weekly review) refreshes the board once.
+      if (!boardTimer) {
+        boardTimer = setTimeout(function () { boardTimer = null; refreshLiveParts("[data-live-board]"); }, 1000);
+      }
     } else if (message.type === "revoked") {
       revoked = true;  // the session ended: stop reconnecting; a reload leads to the login page
     }
