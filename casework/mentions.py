@@ -12,9 +12,7 @@ from django.db.models import Q
 MAX_MENTIONS = 20
 
 # After a space, a start of line or an opening sign; not inside an e-mail address or a word.
-_MENTION = re.compile(
-    r"(?<![\w.@])@([A-Za-z0-9][A-Za-z0-9._+\-]*(?:@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)?)"
-)
+_MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9][A-Za-z0-9._+\-]*(?:@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+)?)")
 
 
 def handles(text: str) -> list[str]:

@@ -10,8 +10,8 @@ from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext_lazy as _
 
 from casework import rules
-from casework.mentions import handle_of
 from casework.enums import ENROLLED_CASE_STATES, CaseState
+from casework.mentions import handle_of
 from casework.models import Case, Company, Membership, Organisation, PilotSite, ToolboxService, User
 
 

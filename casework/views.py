@@ -19,9 +19,9 @@ from casework import rules, selectors, services
 from casework.enums import CaseOutcome
 from casework.exceptions import BusinessRuleError
 from casework.forms import (
-    CommentForm,
     CaseFilterForm,
     CaseProposeForm,
+    CommentForm,
     HandoverForm,
     NeedEditForm,
     NeedForm,
@@ -203,7 +203,9 @@ def comment_add(request, public_id):
         else:
             messages.success(request, _("Your comment is posted."))
             return HttpResponseRedirect(reverse("case_detail", args=[case.public_id]) + "#commentaires")
-    return render(request, "casework/comment_form.html", {"case": case, **_comment_context(case, request.user, form)})
+    return render(
+        request, "casework/comment_form.html", {"case": case, **_comment_context(case, request.user, form)}
+    )
 
 
 @require_POST

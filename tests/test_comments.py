@@ -99,7 +99,9 @@ def test_the_partner_working_on_a_request_can_be_mentioned_and_answer(active_cas
     partner = UserFactory(username="yann.bodin@mobilite.fr")
     MembershipFactory(user=partner, organisation=provider, can_be_referent=False)
     need = NeedFactory(case=active_case, created_by=referent, category="mobility")
-    request_services.request_open(actor=referent, case=active_case, need=need, brief="3 scooters", category="mobility")
+    request_services.request_open(
+        actor=referent, case=active_case, need=need, brief="3 scooters", category="mobility"
+    )
 
     services.comment_add(actor=referent, case=active_case, body="@yann.bodin les recrues commencent lundi.")
     assert notified(partner, "case_mention")
@@ -122,7 +124,9 @@ def test_the_same_form_sent_twice_posts_one_comment(active_case, referent):
     assert CaseComment.objects.count() == 1
 
 
-def test_the_case_page_shows_comments_and_who_can_be_mentioned(client, login, active_case, referent, animator):
+def test_the_case_page_shows_comments_and_who_can_be_mentioned(
+    client, login, active_case, referent, animator
+):
     services.comment_add(actor=animator, case=active_case, body="Relancer l'entreprise jeudi.")
     page = login(client, referent).get(reverse("case_detail", kwargs={"public_id": active_case.public_id}))
     html = page.content.decode()
@@ -132,14 +136,18 @@ def test_the_case_page_shows_comments_and_who_can_be_mentioned(client, login, ac
 
 def test_a_refused_comment_keeps_the_text_and_explains(client, login, active_case, referent, other_referent):
     url = reverse("comment_add", kwargs={"public_id": active_case.public_id})
-    response = login(client, referent).post(url, {"body": "Voir avec @other-referent", "submission_id": uuid.uuid4()})
+    response = login(client, referent).post(
+        url, {"body": "Voir avec @other-referent", "submission_id": uuid.uuid4()}
+    )
     assert response.status_code == 200
     assert any("ne peut pas voir ce dossier" in error for error in field_errors(response))
     assert "Voir avec @other-referent" in response.content.decode()
     assert not CaseComment.objects.exists()
 
 
-def test_a_comment_posted_through_the_page_returns_to_the_comments(client, login, active_case, referent, animator):
+def test_a_comment_posted_through_the_page_returns_to_the_comments(
+    client, login, active_case, referent, animator
+):
     url = reverse("comment_add", kwargs={"public_id": active_case.public_id})
     response = login(client, referent).post(url, {"body": "@animator à voir", "submission_id": uuid.uuid4()})
     assert response.status_code == 302
