@@ -157,7 +157,10 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py ≥ 6 reads with a 5 s socket timeout by default, the very length of the
+                # layer's blocking receive (BZPOPMIN, 5 s): under load the read timed out first and
+                # killed the consumer (seen in `make bench`). Reads must outlast the blocking receive.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
                 "prefix": env_str("CHANNEL_PREFIX", "tds"),
                 # Not shorter than daphne's websocket_timeout (86,400 s by default): a socket must
                 # not silently leave its group while it is still open.

@@ -66,3 +66,15 @@ def test_embedded_channel_layer_is_in_memory():
     if settings.REDIS_URL:
         pytest.skip("embedded mode only")
     assert type(get_channel_layer()).__name__ == "InMemoryChannelLayer"
+
+
+def test_redis_reads_outlast_the_layers_blocking_receive():
+    """The layer's receive blocks 5 s in BZPOPMIN; a socket read timeout as short (redis-py's default)
+    kills idle consumers under load. The configured timeout must be longer."""
+    _require(bool(settings.REDIS_URL), "REDIS_URL")
+    layer = get_channel_layer()
+
+    async def pool_settings():
+        return layer.connection(0).connection_pool.connection_kwargs
+
+    assert async_to_sync(pool_settings)()["socket_timeout"] > layer.brpop_timeout
