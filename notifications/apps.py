@@ -9,8 +9,9 @@ class NotificationsConfig(AppConfig):
     def ready(self):
         from django.contrib.auth import get_user_model
         from django.contrib.auth.signals import user_logged_out
-        from django.db.models.signals import post_save
+        from django.db.models.signals import post_delete, post_save
 
+        from casework.models import SiteAnimator
         from notifications import delivery
 
         def on_logout(sender, request, user, **kwargs):
@@ -30,3 +31,15 @@ class NotificationsConfig(AppConfig):
             weak=False,
             dispatch_uid="notifications-revoke-on-deactivation",
         )
+
+        def on_assignment_changed(sender, instance, **kwargs):
+            delivery.rights_changed_after_commit(instance.user_id)
+
+        # A new or removed animator assignment changes the boards the user's sockets follow.
+        for signal in (post_save, post_delete):
+            signal.connect(
+                on_assignment_changed,
+                sender=SiteAnimator,
+                weak=False,
+                dispatch_uid=f"notifications-boards-{signal is post_save}",
+            )

@@ -7,8 +7,15 @@ Protocol (JSON):
   already holds. {"type": "revoked"} before closing when the session ends.
   {"type": "board", "site": id, "case": public id}: a case of a pilot site the user animates
   changed; boards re-read what changed from the database (the message carries nothing else).
-The channel layer only rings ("notify.poke"): a dropped or discarded ring is caught up at the next
-ring or reconnection, because the socket always reads the database after the last id it sent.
+The channel layer only rings ("notify.poke", "board.changed"): a dropped or discarded ring is caught
+up at the next ring or reconnection, because the socket always reads the database after the last id
+it sent.
+
+Rights are re-read from the database, never trusted from the connection: the user (active, charter)
+and their roles at most RIGHTS_TTL seconds old at each ring, so losing access to a case stops its
+notifications within a second. The sites whose boards the socket follows are re-read when the
+user's animator assignments change ("rights.changed", sent after commit by a signal) and at the
+latest every BOARD_RIGHTS_TTL seconds.
 """
 
 import time
@@ -21,25 +28,28 @@ from notifications import selectors
 from notifications.delivery import site_group, user_group
 
 CLOSE_UNAUTHORISED = 4401
-# Board events are forwarded only for sites the user still animates, re-read at most this often.
-BOARD_RIGHTS_TTL = 1.0
+RIGHTS_TTL = 1.0
+BOARD_RIGHTS_TTL = 30.0
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
-        if user is None or not user.is_authenticated or not await self._allowed(user):
+        if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHORISED)
             return
-        self.user = user
+        self.user_id = user.pk
+        self.user, self.user_read_at = None, 0.0
+        rights = await self._board_rights()
+        if rights is None:
+            await self.close(code=CLOSE_UNAUTHORISED)
+            return
         self.last_id = None  # unknown until the client says hello
         self.group = user_group(user.pk)
-        self.site_ids = await self._animated_sites()
-        self.site_ids_checked = time.monotonic()
-        self.joined_site_ids = self.site_ids
+        self.site_ids, self.site_ids_read_at = rights, time.monotonic()
+        self.joined_site_ids = set()
         await self.channel_layer.group_add(self.group, self.channel_name)
-        for site_id in self.joined_site_ids:
-            await self.channel_layer.group_add(site_group(site_id), self.channel_name)
+        await self._join_sites()
         await self.accept()
 
     async def disconnect(self, code):
@@ -62,44 +72,61 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             await self._push_new()
 
     async def board_changed(self, event):
-        if time.monotonic() - self.site_ids_checked > BOARD_RIGHTS_TTL:
-            if not await self._allowed(self.user):
-                await self.session_revoke({})
-                return
-            self.site_ids = await self._animated_sites()
-            self.site_ids_checked = time.monotonic()
+        if time.monotonic() - self.site_ids_read_at > BOARD_RIGHTS_TTL:
+            await self.rights_changed({})
         if event.get("site") in self.site_ids:
             await self.send_json({"type": "board", "site": event["site"], "case": event.get("case")})
+
+    async def rights_changed(self, event):
+        rights = await self._board_rights()
+        if rights is None:
+            await self.session_revoke({})
+            return
+        self.site_ids, self.site_ids_read_at = rights, time.monotonic()
+        await self._join_sites()
 
     async def session_revoke(self, event):
         await self.send_json({"type": "revoked"})
         await self.close(code=CLOSE_UNAUTHORISED)
 
+    async def _join_sites(self):
+        for site_id in self.site_ids - self.joined_site_ids:
+            await self.channel_layer.group_add(site_group(site_id), self.channel_name)
+        self.joined_site_ids |= self.site_ids
+
     async def _push_new(self):
-        if not await self._allowed(self.user):
+        allowed, messages, read_up_to = await self._new_messages(self.last_id)
+        if not allowed:
             await self.session_revoke({})
             return
-        for message in await self._missed(self.last_id):
+        for message in messages:
             await self.send_json(message)
-            self.last_id = max(self.last_id, message["id"])
+        self.last_id = max(self.last_id, read_up_to)
+
+    def _fresh_user(self):
+        """The user row and roles, re-read when older than RIGHTS_TTL; None when no longer allowed."""
+        if self.user is None or time.monotonic() - self.user_read_at > RIGHTS_TTL:
+            self.user = get_user_model().objects.filter(pk=self.user_id, is_active=True).first()
+            self.user_read_at = time.monotonic()
+        if self.user is None or not self.user.has_accepted_current_charter:
+            return None
+        return self.user
 
     @database_sync_to_async
-    def _allowed(self, user) -> bool:
-        """Still allowed now: active, and has accepted the current charter (re-read each time)."""
-        fresh = (
-            get_user_model()
-            .objects.filter(pk=user.pk, is_active=True)
-            .only("accepted_charter_version")
-            .first()
-        )
-        return fresh is not None and fresh.has_accepted_current_charter
+    def _new_messages(self, last_id: int):
+        user = self._fresh_user()
+        if user is None:
+            return False, [], last_id
+        messages, read_up_to = selectors.after(user, last_id)
+        return True, messages, read_up_to
 
     @database_sync_to_async
-    def _animated_sites(self) -> frozenset:
+    def _board_rights(self):
+        """The pilot sites the user animates now, or None when the user may not connect any more."""
         from casework.models import SiteAnimator
 
-        return frozenset(SiteAnimator.objects.filter(user_id=self.user.pk).values_list("site_id", flat=True))
-
-    @database_sync_to_async
-    def _missed(self, last_id: int) -> list[dict]:
-        return [selectors.as_message(n) for n in selectors.after(self.user, last_id)]
+        self.user = None  # re-read now
+        user = self._fresh_user()
+        if user is None:
+            return None
+        return frozenset(SiteAnimator.objects.filter(user_id=user.pk).values_list("site_id", flat=True))

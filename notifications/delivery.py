@@ -50,3 +50,8 @@ def board_ring_after_commit(site_id: int, case_public_id) -> None:
     id and nothing else; each board reads what its viewer may see from the database."""
     message = {"type": "board.changed", "site": int(site_id), "case": str(case_public_id)}
     transaction.on_commit(lambda: _send(site_group(site_id), message))
+
+
+def rights_changed_after_commit(user_id: int) -> None:
+    """The user's assignments changed: their open sockets re-read which boards they follow."""
+    transaction.on_commit(lambda: _send(user_group(user_id), {"type": "rights.changed"}))

@@ -10,7 +10,7 @@ from casework import mentions, services
 from casework.exceptions import BusinessRuleError, NotAllowedError, StaleStateError
 from casework.models import CaseComment
 from notifications.models import Notification
-from notifications.selectors import as_message
+from notifications.selectors import target_url
 from tests.factories import (
     CaseFactory,
     MembershipFactory,
@@ -56,7 +56,7 @@ def test_a_mention_tells_the_animator_and_the_comment_is_kept(active_case, refer
     [notification] = notified(animator, "case_mention")
     assert notification.case == active_case
     assert "mentionné" in notification.text
-    assert as_message(notification)["url"].endswith("#commentaires")
+    assert target_url(notification).endswith("#commentaires")
     # The author is not told of their own comment.
     assert not Notification.objects.filter(recipient=referent).exists()
 

@@ -229,16 +229,41 @@ async def test_board_events_reach_the_animators_of_the_site_only():
 
 
 @run_async
-async def test_an_animator_removed_from_the_site_stops_receiving_its_board_within_a_second():
-    import asyncio
-
+async def test_an_animator_removed_from_the_site_stops_receiving_its_board_at_once():
     from casework.models import SiteAnimator
 
     world = await board_world()
     communicator, connected, _ = await connect(world["animator"])
     assert connected
+    await communicator.send_json_to({"type": "hello", "last_id": 0})
     await sync_to_async(SiteAnimator.objects.filter(user=world["animator"]).delete)()
-    await asyncio.sleep(1.1)
     await record_a_need(world["case"])
     assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
+
+
+@run_async
+async def test_losing_access_to_a_case_stops_its_notifications_within_a_second():
+    import asyncio
+
+    from casework.models import SiteAnimator
+
+    world = await board_world()
+    animator, case = world["animator"], world["case"]
+
+    @sync_to_async
+    def notify_about(case, text):
+        notify(event_type="escalation_raised", recipients=[animator], message=text, case=case)
+
+    communicator, _, _ = await connect(animator)
+    await communicator.send_json_to({"type": "hello", "last_id": 0})
+    await notify_about(case, "Escalade")
+    assert (await communicator.receive_json_from(timeout=3))["text"] == "Escalade"
+    await sync_to_async(SiteAnimator.objects.filter(user=animator).delete)()
+    await asyncio.sleep(1.05)
+    await notify_about(case, "Après la perte du site")
+    await notify_about(None, "Sans dossier")
+    # The socket still works, but says nothing about the case the user no longer sees.
+    assert (await communicator.receive_json_from(timeout=3))["text"] == "Sans dossier"
+    assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()
