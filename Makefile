@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo test lint lock migrations-check messages clean distclean
+.PHONY: help install demo test bench lint lock migrations-check messages clean distclean
 
 help: ## Affiche cette aide
 	@echo "Territoires de solutions — cibles disponibles :"
@@ -65,6 +65,9 @@ demo: install ## Lance la démonstration sur http://127.0.0.1:8000 (SQLite sous 
 
 test: install ## Lance toute la suite de tests (options : make test PYTEST_ARGS="-k enrol -x")
 	$(VPY) -m pytest $(PYTEST_ARGS)
+
+bench: install ## Mesure la diffusion des notifications (PostgreSQL et Redis locaux) ; résultats dans bench/results/
+	$(VPY) -m bench.notify
 
 # `ruff format --check` is not enforced yet: the code base is not consistently formatted.
 lint: install ## Vérifie le code avec ruff
