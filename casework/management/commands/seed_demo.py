@@ -60,8 +60,10 @@ from casework.enums import (
     ToolboxCategory,
 )
 from casework.management.commands.seed_region import PILOT_SITES, TERRITORIES
+from casework.mentions import handle_of
 from casework.models import (
     Case,
+    CaseComment,
     CaseTransition,
     Company,
     CompanyContact,
@@ -1694,6 +1696,7 @@ class Command(BaseCommand):
                 case = self.build_case(spec, state, referent, animator, late_withdrawal, consent_later)
                 self.backdate(case, spec.index, consent_later)
                 self.add_interventions(case, spec, referent)
+                self.add_comments(case, spec, referent[0], animator)
             if case.state in ENROLLED_CASE_STATES:
                 taken[spec.site.pk] += 1
 
@@ -1837,6 +1840,22 @@ class Command(BaseCommand):
         Company.objects.filter(pk=case.company_id).update(created_at=moments[0])
         case.refresh_from_db()
         case.history = at
+
+    def add_comments(self, case, spec, referent, animator):
+        """A short past exchange on every other supported case: the referent mentions the animator,
+        who answers. Written as history (the demo users have not accepted the charter yet, so the
+        service, which checks that the author sees the case, would refuse them)."""
+        if case.state not in (S.ACTIVE, S.FOLLOW_UP) or animator is None or spec.index % 2:
+            return
+        exchange = [
+            (referent, f"@{handle_of(animator)} le dirigeant souhaite faire le point en revue hebdomadaire."),
+            (animator, "Noté, je l'inscris à l'ordre du jour de la revue de jeudi."),
+        ]
+        for rank, (author, body) in enumerate(exchange):
+            comment = CaseComment.objects.create(case=case, author=author, body=body)
+            if rank == 0:
+                comment.mentions.set([animator])
+            CaseComment.objects.filter(pk=comment.pk).update(created_at=self.now - hours(30 - 6 * rank))
 
     def add_interventions(self, case, spec, referent_pair):
         if case.state not in (S.ACTIVE, S.FOLLOW_UP, S.CLOSED):
