@@ -1,5 +1,59 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+# viewflow's Process columns that say nothing to a reader of the trail (its Task table already
+# records who did which task and when).
+PROCESS_NOISE = [
+    "process_ptr",
+    "flow_class",
+    "data",
+    "parent_task",
+    "seed_content_type",
+    "seed_object_id",
+    "artifact_content_type",
+    "artifact_object_id",
+]
 
 
 class AuditConfig(AppConfig):
     name = "audit"
+    verbose_name = _("Audit trail")
+
+    def ready(self):
+        from casework import models as casework
+        from workflows import models as workflows
+
+        # Every business model; not viewflow's Task (its own columns record who and when), and
+        # never serialize_data (it breaks saves of the protected FSM field of Case).
+        for model in (
+            casework.Department,
+            casework.Territory,
+            casework.PilotSite,
+            casework.Organisation,
+            casework.Membership,
+            casework.SiteAnimator,
+            casework.TerritoryObserver,
+            casework.CharterAcceptance,
+            casework.Company,
+            casework.CompanyContact,
+            casework.Case,
+            casework.Handover,
+            casework.Need,
+            casework.ToolboxService,
+            casework.Intervention,
+            workflows.RequestDecline,
+            workflows.Escalation,
+        ):
+            register(model)
+        register(casework.User, exclude=["password", "last_login"])
+        register(casework.CaseComment, m2m_fields={"mentions"})
+        register(workflows.ServiceRequest, exclude=PROCESS_NOISE)
+
+
+def register(model, exclude=(), **options):
+    """Register `model` with auditlog, leaving out its reverse relations (auditlog would write
+    "casework.Need.None" for each of them in every creation entry)."""
+    from auditlog.registry import auditlog
+
+    reverse = [field.name for field in model._meta.get_fields() if field.auto_created and not field.concrete]
+    auditlog.register(model, exclude_fields=[*reverse, *exclude], **options)

@@ -15,6 +15,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from audit.selectors import accesses_of
+from audit.services import record_access
 from casework import rules, selectors, services
 from casework.enums import CaseOutcome
 from casework.exceptions import BusinessRuleError
@@ -150,6 +152,7 @@ def case_propose(request):
 @require_GET
 def case_detail(request, public_id):
     case = selectors.case_get(user=request.user, public_id=public_id)
+    record_access(actor=request.user, instance=case, what="case_detail")
     context = {
         "case": case,
         **selectors.case_detail(case),
@@ -179,6 +182,8 @@ def case_detail(request, public_id):
         if case.is_open and rules.is_referent_or_animator(case, request.user)
         else None,
         **_comment_context(case, request.user),
+        # Who displayed the case: shown to those who answer for it.
+        "accesses": accesses_of(case) if rules.is_referent_or_animator(case, request.user) else None,
     }
     return render(request, "casework/case_detail.html", context)
 
@@ -285,6 +290,7 @@ def need_edit(request, public_id, need_id):
 @require_GET
 def company_detail(request, public_id):
     company = selectors.company_get(user=request.user, public_id=public_id)
+    record_access(actor=request.user, instance=company, what="company_detail")
     return render(
         request,
         "casework/company_detail.html",

@@ -87,11 +87,23 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # The actor (and address) of every audit entry written during the request.
+    "auditlog.middleware.AuditlogMiddleware",
     "casework.middleware.CharterMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+# --- Audit trail (audit/) -------------------------------------------------------------------------
+AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"
+# auditlog's own migrations would still create its (swapped-out) table, whose foreign key to the
+# content types then blocks emptying the database; its model is replaced, so it needs no migration.
+MIGRATION_MODULES = {"auditlog": None}
+AUDITLOG_STORE_JSON_CHANGES = True
+# Key of the audit chains' HMAC (audit/chain.py). Keep it stable and apart from the database: an
+# entry's hash can only be recomputed with it. Defaults to SECRET_KEY.
+AUDIT_CHAIN_KEY = env_str("AUDIT_CHAIN_KEY", "")
+
 # viewflow would append its own middlewares (Material UI site, Turbo); we do not use that UI.
 VIEWFLOW = {"AUTOREGISTER": False}
 
