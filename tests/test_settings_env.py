@@ -244,3 +244,35 @@ def test_env_bool_empty_gives_the_default(monkeypatch, default):
     """`SECURE_SSL_REDIRECT=` (empty) must not silently switch a protection off."""
     monkeypatch.setenv(NAME, "")
     assert env_bool(NAME, default=default) is default
+
+
+def test_the_deployment_check_is_clean_in_production(tmp_path):
+    """`manage.py check --deploy` with production variables reports nothing (CI runs it too)."""
+    env = {key: value for key, value in os.environ.items() if key not in SETTINGS_VARIABLES}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        VAR_DIR=str(tmp_path / "var"),
+        DJANGO_ENV="production",
+        SECRET_KEY="k3y-" + "Zq8#" * 15,
+        ALLOWED_HOSTS="tds.example.org",
+        SITE_URL="https://tds.example.org",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_pages_carry_a_content_security_policy_without_inline_code(client):
+    policy = client.get("/connexion/")["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert "unsafe-inline" not in policy
