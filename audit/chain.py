@@ -1,5 +1,7 @@
 """Hash chain of the audit entries: append under a lock, verify, name what was tampered with."""
 
+import contextlib
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -23,6 +25,17 @@ def chain_of(entry) -> str:
     return Chain.ACCESS if entry.action == AuditEntry.Action.ACCESS else Chain.CHANGE
 
 
+def _ip(value) -> str | None:
+    """One spelling of an address, whatever the database gives back (PostgreSQL's inet and
+    Django's cleaning write some IPv6 forms differently)."""
+    if not value:
+        return None
+    try:
+        return ipaddress.ip_address(str(value).split("%", 1)[0]).compressed
+    except ValueError:
+        return None
+
+
 def canonical(entry) -> bytes:
     """The content an entry's hash covers, as stable bytes (sorted JSON, UTC timestamp)."""
     content = {
@@ -39,7 +52,7 @@ def canonical(entry) -> bytes:
         "actor": entry.actor_id,
         "actor_email": entry.actor_email,
         "cid": entry.cid,
-        "remote_addr": entry.remote_addr,
+        "remote_addr": _ip(entry.remote_addr),
         "remote_port": entry.remote_port,
         "timestamp": entry.timestamp.astimezone(UTC).isoformat(timespec="microseconds"),
         "additional_data": entry.additional_data,
@@ -67,8 +80,19 @@ def _complete(entry) -> None:
     if entry.actor_id is None:
         entry.actor = system_actor()
         entry.actor_email = None
-    if entry.remote_addr:
-        entry.remote_addr = ipaddress.ip_address(entry.remote_addr).compressed
+    if entry.remote_addr and _ip(entry.remote_addr) is None:
+        entry.remote_addr = None  # not an address (a forged X-Forwarded-For): not recorded
+
+
+def write_lock() -> None:
+    """Take the change chain's lock now, at the start of a write transaction, before any row lock.
+
+    The lock is held until commit. A transaction that locked a row (a case, a request) and then
+    waited for this lock while another held it and waited for that row would deadlock on
+    PostgreSQL, so every business write transaction takes this lock first: `audited_atomic` in the
+    services, `ChainFirstLock` in the flows. SQLite needs nothing (BEGIN IMMEDIATE already
+    serialises writers at the start)."""
+    _lock("change")
 
 
 def _lock(chain: str) -> None:
@@ -141,3 +165,24 @@ def verify(batch_size: int = 2000) -> list[Problem]:
                 problems.append(Problem(chain, entry.seq, entry.pk, "edited or forged"))
             expected_seq, expected_prev = max(expected_seq, entry.seq + 1), entry.entry_hash
     return problems
+
+
+@contextlib.contextmanager
+def _audited():
+    with transaction.atomic():
+        write_lock()
+        yield
+
+
+def audited_atomic(function=None):
+    """`transaction.atomic()` that first takes the change chain's lock (see `write_lock`):
+    a decorator (`@audited_atomic`) or a context manager (`with audited_atomic():`)."""
+    if function is None:
+        return _audited()
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with _audited():
+            return function(*args, **kwargs)
+
+    return wrapper

@@ -8,13 +8,14 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django_fsm import can_proceed
 
+from audit.chain import audited_atomic
 from casework import mentions, rules
 from casework.enums import OPEN_CASE_STATES, CaseOutcome, CaseState, InterventionKind, InterventionStatus
 from casework.exceptions import BusinessRuleError, NotAllowedError, StaleStateError
@@ -61,7 +62,7 @@ def _first_message(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
-@transaction.atomic
+@audited_atomic
 def charter_accept(*, actor: User, version: str | None = None) -> None:
     version = version or settings.CONFIDENTIALITY_CHARTER_VERSION
     if version != settings.CONFIDENTIALITY_CHARTER_VERSION:
@@ -132,7 +133,7 @@ def case_propose(
         raise BusinessRuleError(_first_message(error)) from None
 
     try:
-        with transaction.atomic():
+        with audited_atomic():
             existing = _existing_open_case(siret, site)
             if existing:
                 raise BusinessRuleError(_open_case_message(existing))
@@ -227,7 +228,7 @@ def _locked_case(case: Case, expected_state: str | None) -> Case:
     return locked
 
 
-@transaction.atomic
+@audited_atomic
 def case_record_consent(*, actor: User, case: Case) -> Case:
     case = _locked_case(case, None)
     if not rules.can_record_consent(case, actor):
@@ -251,7 +252,7 @@ def case_record_consent(*, actor: User, case: Case) -> Case:
     return case
 
 
-@transaction.atomic
+@audited_atomic
 def case_transition(
     *, actor: User, case: Case, name: str, expected_state: str, reason: str = "", outcome: str = ""
 ) -> Case:
@@ -318,7 +319,7 @@ def _check_need_values(need: Need) -> None:
     validate_model(need, exclude=["case", "created_by"])
 
 
-@transaction.atomic
+@audited_atomic
 def need_create(
     *,
     actor: User,
@@ -352,7 +353,7 @@ def need_create(
 NEED_EDITABLE_FIELDS = ("category", "description", "quantity", "deadline", "status")
 
 
-@transaction.atomic
+@audited_atomic
 def need_update(*, actor: User, need: Need, **values) -> Need:
     unknown = set(values) - set(NEED_EDITABLE_FIELDS)
     if unknown:
@@ -386,31 +387,27 @@ def _mentioned_users(case: Case, body: str) -> list[User]:
     users = []
     for handle in handles:
         found = list(User.objects.filter(mentions.handle_q(handle))[:2])
-        if not found:
-            raise BusinessRuleError(
-                _("Nobody is known as @%(handle)s. Check the spelling or pick a name from the list.")
-                % {"handle": handle}
-            )
         if len(found) > 1:
             raise BusinessRuleError(
                 _("Several people are known as @%(handle)s: write their whole e-mail address after the @.")
                 % {"handle": handle}
             )
-        user = found[0]
-        if not rules.can_see_case(case, user):
+        # Unknown, or unable to see the case: one answer, which tells nothing about the accounts.
+        if not found or not rules.can_see_case(case, found[0]):
             raise BusinessRuleError(
                 _(
-                    "%(name)s (@%(handle)s) cannot see this case and so cannot be mentioned: "
-                    "a case is shared only with its referent, the animators of its site and the "
-                    "partners working on its requests."
+                    "@%(handle)s cannot be mentioned here: only the people who can see this case can "
+                    "be (its referent, the animators of its site and the partners working on its "
+                    "requests). Check the spelling or pick a name from the list."
                 )
-                % {"name": user, "handle": handle}
+                % {"handle": handle}
             )
+        user = found[0]
         users.append(user)
     return users
 
 
-@transaction.atomic
+@audited_atomic
 def comment_add(*, actor: User, case: Case, body: str, submission_id=None) -> CaseComment:
     """Add a comment to the case; the people it @mentions are told, and so is the referent."""
     case = _locked_case(case, None)
@@ -474,7 +471,7 @@ def _check_can_take(case: Case, user: User, organisation: Organisation) -> None:
         )
 
 
-@transaction.atomic
+@audited_atomic
 def handover_propose(
     *, actor: User, case: Case, to_user: User, to_organisation: Organisation, message: str = ""
 ) -> Handover:
@@ -520,7 +517,7 @@ def _pending_handover(handover: Handover) -> tuple[Handover, Case]:
     return handover, case
 
 
-@transaction.atomic
+@audited_atomic
 def handover_accept(*, actor: User, handover: Handover) -> Case:
     handover, case = _pending_handover(handover)
     if actor.pk != handover.to_user_id:
@@ -559,7 +556,7 @@ def handover_accept(*, actor: User, handover: Handover) -> Case:
     return case
 
 
-@transaction.atomic
+@audited_atomic
 def handover_decline(*, actor: User, handover: Handover, reason: str = "") -> Handover:
     handover, case = _pending_handover(handover)
     if actor.pk != handover.to_user_id:
@@ -579,7 +576,7 @@ def handover_decline(*, actor: User, handover: Handover, reason: str = "") -> Ha
     return handover
 
 
-@transaction.atomic
+@audited_atomic
 def handover_cancel(*, actor: User, handover: Handover) -> Handover:
     handover, case = _pending_handover(handover)
     if actor.pk != handover.proposed_by_id and not rules.is_referent_or_animator(case, actor):
@@ -595,7 +592,7 @@ def handover_cancel(*, actor: User, handover: Handover) -> Handover:
 # --- Reminders ------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@audited_atomic
 def remind_interventions_due(*, today: date | None = None) -> int:
     """Tell the owner and the referent of each intervention planned for tomorrow, once. Run by the
     worker loop (no acting user: the platform)."""

@@ -10,6 +10,7 @@ fixture copies it to a file for this module only, so that WAL and BEGIN IMMEDIAT
 serialise the writers as in production.
 """
 
+import functools
 import os
 import queue
 import sqlite3
@@ -217,3 +218,43 @@ def test_concurrent_claims_have_exactly_one_winner(race_world, referent, contend
         f"{successes}/{TRIALS} trials with exactly one winner and {contenders - 1} losers told who won "
         f"(on {connection.vendor}); problems by frequency: {dict(problems.most_common())}"
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_comment_and_an_acceptance_on_the_same_case_at_once_both_succeed(race_world, referent):
+    """Locks are always taken in one order (the audit chain first, then rows): a comment (case row
+    first) and an acceptance (request, then the case's activity stamp) on the same case at the same
+    instant used to deadlock on PostgreSQL. Both must succeed, in every trial."""
+    from casework import services as case_services
+
+    agent = race_world["agents"][0]
+    barrier = threading.Barrier(2, timeout=BARRIER_TIMEOUT)
+    problems = []
+
+    def run(function):
+        try:
+            barrier.wait()
+            function()
+        except BaseException as error:  # noqa: B036 - every outcome is recorded, then judged
+            problems.append(describe(error))
+        finally:
+            connection.close()
+
+    def comment(trial):
+        case_services.comment_add(actor=referent, case=race_world["case"], body=f"Point {trial}")
+
+    def accept(task_id):
+        services.request_accept(actor=agent, task_id=task_id)
+
+    for trial in range(max(10, TRIALS // 5)):
+        task = open_review_task(race_world, referent)
+        services.task_claim(actor=agent, task_id=task.pk)
+        threads = [
+            threading.Thread(target=run, args=(functools.partial(comment, trial),)),
+            threading.Thread(target=run, args=(functools.partial(accept, task.pk),)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=2 * BARRIER_TIMEOUT)
+    assert problems == []

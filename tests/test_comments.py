@@ -73,7 +73,9 @@ def test_mentioning_someone_who_cannot_see_the_case_is_refused_and_changes_nothi
     for handle in ("other-referent", "agent"):
         with pytest.raises(BusinessRuleError) as refused:
             services.comment_add(actor=referent, case=active_case, body=f"Qu'en penses-tu @{handle} ?")
-        assert "ne peut pas voir ce dossier" in refused.value.message
+        assert f"@{handle} ne peut pas être mentionné ici" in refused.value.message
+        # Nothing about the account: not its name.
+        assert "Bernard" not in refused.value.message and "Petit" not in refused.value.message
     assert not CaseComment.objects.exists()
     assert not Notification.objects.exists()
 
@@ -81,7 +83,8 @@ def test_mentioning_someone_who_cannot_see_the_case_is_refused_and_changes_nothi
 def test_unknown_and_ambiguous_handles_get_a_clear_message(active_case, referent, animator, site):
     with pytest.raises(BusinessRuleError) as unknown:
         services.comment_add(actor=referent, case=active_case, body="@personne bonjour")
-    assert "Personne n'est connu sous @personne" in unknown.value.message
+    # An unknown handle gets the same answer as someone who cannot see the case.
+    assert "@personne ne peut pas être mentionné ici" in unknown.value.message
     # Two people share the part before the @: the whole address is asked for, and then works.
     organisation = OrganisationFactory(territories=[site.territory])
     for domain in ("cci.fr", "cma.fr"):
@@ -140,7 +143,7 @@ def test_a_refused_comment_keeps_the_text_and_explains(client, login, active_cas
         url, {"body": "Voir avec @other-referent", "submission_id": uuid.uuid4()}
     )
     assert response.status_code == 200
-    assert any("ne peut pas voir ce dossier" in error for error in field_errors(response))
+    assert any("ne peut pas être mentionné ici" in error for error in field_errors(response))
     assert "Voir avec @other-referent" in response.content.decode()
     assert not CaseComment.objects.exists()
 

@@ -10,12 +10,16 @@ on the server: viewflow's own permissions are queries, not gates, and its views 
 Each human node still requires a permission nobody is granted, so that nothing of viewflow's own
 could hand a task to "anyone"."""
 
+from contextlib import contextmanager
+
+from django.db import transaction
 from django.http import HttpResponseNotFound
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from viewflow import this
 from viewflow.workflow import act, flow, lock
 
+from audit.chain import write_lock
 from workflows import events, routing
 from workflows.business_days import add_business_days
 from workflows.models import EventKind, RequestStatus, ServiceRequest
@@ -25,6 +29,17 @@ NOBODY = "workflows.manage_servicerequest"  # no user holds it: tasks move throu
 
 def not_mounted(request, **kwargs):  # pragma: no cover - viewflow's views are not routed
     return HttpResponseNotFound()
+
+
+class ChainFirstLock(lock.SelectForUpdateLock):
+    """viewflow's row lock on the process, taken after the audit chain's write lock."""
+
+    @contextmanager
+    def __call__(self, flow_class, process_pk):
+        with transaction.atomic():
+            write_lock()
+            with super().__call__(flow_class, process_pk):
+                yield
 
 
 class ServiceRequestFlow(flow.Flow):
@@ -38,7 +53,9 @@ class ServiceRequestFlow(flow.Flow):
     # claim got an InternalError on PostgreSQL (measured: 200/200 trials). attempts=1: any other
     # lock error (deadlock, lock_timeout) is raised as FlowLockFailed, which the services turn into
     # a French message. On SQLite row locks are no-ops; IMMEDIATE transactions serialise writers.
-    lock_impl = lock.SelectForUpdateLock(nowait=False, attempts=1)
+    # The audit chain's lock comes first (ChainFirstLock): the timer dispatcher enters a flow
+    # without our services, and the lock order must be the same everywhere (audit.chain.write_lock).
+    lock_impl = ChainFirstLock(nowait=False, attempts=1)
 
     start = flow.StartHandle(this.start_request).Next(this.route)
 

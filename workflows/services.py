@@ -4,7 +4,6 @@ permissions are queries, not gates)."""
 
 from datetime import date
 
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -12,6 +11,7 @@ from viewflow.workflow.exceptions import FlowLockFailed
 from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 
+from audit.chain import audited_atomic
 from casework import rules
 from casework import services as case_services
 from casework.enums import CaseState, InterventionKind, InterventionStatus, NeedStatus, ToolboxCategory
@@ -66,7 +66,7 @@ def _check_open(task: Task):
 # --- Opening ---------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@audited_atomic
 def request_open(
     *,
     actor: User,
@@ -162,7 +162,7 @@ def _may_handle(task: Task, request: ServiceRequest, user: User) -> bool:
     return False
 
 
-@transaction.atomic
+@audited_atomic
 def task_claim(*, actor: User, task_id: int) -> Task:
     """Take a task of a queue. When two users claim at once, the flow lock serialises them:
     exactly one wins and the other is told who took it."""
@@ -201,7 +201,7 @@ def task_claim(*, actor: User, task_id: int) -> Task:
         raise _flow_lock_failed() from None
 
 
-@transaction.atomic
+@audited_atomic
 def task_release(*, actor: User, task_id: int) -> Task:
     """Put a task one took back into the queue."""
     task = _task(task_id, FLOW.review, FLOW.dispatch)
@@ -254,7 +254,7 @@ def _answerable(activation, actor: User) -> ServiceRequest:
     return request
 
 
-@transaction.atomic
+@audited_atomic
 def request_accept(*, actor: User, task_id: int) -> ServiceRequest:
     task = _task(task_id, FLOW.review)
     try:
@@ -283,7 +283,7 @@ def request_accept(*, actor: User, task_id: int) -> ServiceRequest:
         raise _flow_lock_failed() from None
 
 
-@transaction.atomic
+@audited_atomic
 def request_decline(
     *,
     actor: User,
@@ -344,7 +344,7 @@ def request_decline(
         raise _flow_lock_failed() from None
 
 
-@transaction.atomic
+@audited_atomic
 def request_dispatch(*, actor: User, task_id: int, provider: Organisation) -> ServiceRequest:
     """The animators give an unroutable or overdue request to a partner by hand."""
     task = _task(task_id, FLOW.dispatch)
@@ -389,7 +389,7 @@ def _delivering_request(request_id: int, actor: User) -> ServiceRequest:
     return request
 
 
-@transaction.atomic
+@audited_atomic
 def intervention_plan(
     *, actor: User, request: ServiceRequest, kind: str, planned_on: date, notes: str = ""
 ) -> Intervention:
@@ -419,7 +419,7 @@ def intervention_plan(
     return intervention
 
 
-@transaction.atomic
+@audited_atomic
 def intervention_record(
     *, actor: User, intervention: Intervention, status: str, outcome: str = ""
 ) -> Intervention:
@@ -465,7 +465,7 @@ def _count(value, label):
     return number
 
 
-@transaction.atomic
+@audited_atomic
 def request_deliver(
     *, actor: User, task_id: int, result_text: str, candidates=None, hires=None, trainings=None
 ) -> ServiceRequest:
@@ -517,7 +517,7 @@ def request_deliver(
         raise _flow_lock_failed() from None
 
 
-@transaction.atomic
+@audited_atomic
 def request_validate(*, actor: User, task_id: int, accept: bool, comment: str = "") -> ServiceRequest:
     """The referent validates the delivery (closing the request) or sends it back with a comment."""
     comment = (comment or "").strip()
@@ -572,7 +572,7 @@ def request_validate(*, actor: User, task_id: int, accept: bool, comment: str = 
         raise _flow_lock_failed() from None
 
 
-@transaction.atomic
+@audited_atomic
 def request_cancel(*, actor: User, request: ServiceRequest, reason: str) -> ServiceRequest:
     """The referent cancels an open request, with a reason."""
     reason = (reason or "").strip()
@@ -622,7 +622,7 @@ def _cancel(request: ServiceRequest, actor: User, reason: str) -> ServiceRequest
 # --- Escalation to the animators --------------------------------------------------------------------
 
 
-@transaction.atomic
+@audited_atomic
 def escalation_raise(*, actor: User, case: Case, text: str) -> Escalation:
     """The referent escalates a blocked case; the site's animators are told and must decide."""
     text = (text or "").strip()
@@ -648,7 +648,7 @@ def escalation_raise(*, actor: User, case: Case, text: str) -> Escalation:
     return escalation
 
 
-@transaction.atomic
+@audited_atomic
 def escalation_decide(
     *,
     actor: User,
