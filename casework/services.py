@@ -370,9 +370,6 @@ def need_update(*, actor: User, need: Need, **values) -> Need:
     return need
 
 
-# --- Referent handover ---------------------------------------------------------------------------
-
-
 # --- Comments and @mentions ------------------------------------------------------------------------
 
 
@@ -402,8 +399,7 @@ def _mentioned_users(case: Case, body: str) -> list[User]:
                 )
                 % {"handle": handle}
             )
-        user = found[0]
-        users.append(user)
+        users.append(found[0])
     return users
 
 
@@ -445,6 +441,9 @@ def comment_add(*, actor: User, case: Case, body: str, submission_id=None) -> Ca
         )
     record_activity(case)
     return comment
+
+
+# --- Referent handover ---------------------------------------------------------------------------
 
 
 def _site_animators(case: Case) -> list[User]:

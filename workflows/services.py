@@ -17,7 +17,6 @@ from casework import services as case_services
 from casework.enums import CaseState, InterventionKind, InterventionStatus, NeedStatus, ToolboxCategory
 from casework.exceptions import BusinessRuleError, NotAllowedError, StaleStateError
 from casework.models import Case, Intervention, Need, Organisation, ToolboxService, User
-from notifications.delivery import board_ring_after_commit
 from notifications.services import notify
 from workflows import events
 from workflows.flows import ServiceRequestFlow
@@ -45,11 +44,9 @@ def _flow_lock_failed():
 
 
 def _touch(case_id: int, now=None) -> None:
-    """Record activity on the case (the board's "days since the last activity") and ring the board
-    of its pilot site after commit."""
-    site_id, public_id = Case.objects.filter(pk=case_id).values_list("site_id", "public_id").get()
-    Case.objects.filter(pk=case_id).update(last_activity_at=now or timezone.now())
-    board_ring_after_commit(site_id, public_id)
+    """Record activity on the case (casework.services.record_activity: the board's "days since
+    the last activity", and its ring after commit)."""
+    case_services.record_activity(Case.objects.only("site_id", "public_id").get(pk=case_id), now)
 
 
 def _member_of(user: User, organisation_id: int | None) -> bool:
