@@ -63,8 +63,8 @@ demo: install ## Lance la démonstration sur http://127.0.0.1:8000 (SQLite sous 
 	@echo "Les courriels de la démonstration sont écrits dans var/mails/ (un fichier par envoi)."
 	EMAIL_MODE=file TIMERS_IN_PROCESS=1 $(VENV)/bin/daphne -b 127.0.0.1 -p 8000 config.asgi:application
 
-test: install ## Lance toute la suite de tests (options : make test PYTEST_ARGS="-k enrol -x")
-	$(VPY) -m pytest $(PYTEST_ARGS)
+test: install ## Lance toute la suite de tests, en parallèle (options : make test PYTEST_ARGS="-k enrol -x", ou "-n 0" en série)
+	$(VPY) -m pytest -n auto --maxprocesses=4 $(PYTEST_ARGS)
 
 bench: install ## Mesure la diffusion des notifications (PostgreSQL et Redis locaux) ; résultats dans bench/results/
 	$(VPY) -m bench.notify

@@ -110,6 +110,15 @@ AUDITLOG_STORE_JSON_CHANGES = True
 # Key of the audit chains' HMAC (audit/chain.py). Keep it stable and apart from the database: an
 # entry's hash can only be recomputed with it. Defaults to SECRET_KEY.
 AUDIT_CHAIN_KEY = env_str("AUDIT_CHAIN_KEY", "")
+# Retention of the audit trail, in days (manage.py purge_audit; docs/gdpr.md): accesses one year
+# (the CNIL's recommendation on logging: 6 months to 1 year), changes six years (the five-year
+# limitation period of civil actions, art. 2224 of the Code civil, plus the evaluation of the pilot).
+AUDIT_ACCESS_RETENTION_DAYS = env_int("AUDIT_ACCESS_RETENTION_DAYS", 365, minimum=1, maximum=36500)
+AUDIT_CHANGE_RETENTION_DAYS = env_int("AUDIT_CHANGE_RETENTION_DAYS", 2190, minimum=1, maximum=36500)
+# Days after its closure (closed, refused or withdrawn) before a case's free text and its company's
+# contacts are wiped (manage.py anonymise_closed_cases): three years, as the CNIL recommends for
+# the data of a business relationship after its end.
+CASE_RETENTION_DAYS = env_int("CASE_RETENTION_DAYS", 1095, minimum=1, maximum=36500)
 
 # viewflow would append its own middlewares (Material UI site, Turbo); we do not use that UI.
 VIEWFLOW = {"AUTOREGISTER": False}
@@ -180,7 +189,9 @@ if REDIS_URL:
                 # layer's blocking receive (BZPOPMIN, 5 s): under load the read timed out first and
                 # killed the consumer (seen in `make bench`). Reads must outlast the blocking receive.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
-                "prefix": env_str("CHANNEL_PREFIX", "tds"),
+                # Parallel test workers (pytest-xdist) share one Redis: one prefix each, or a
+                # worker's user.1 would hear another's.
+                "prefix": env_str("CHANNEL_PREFIX", "tds") + env_str("PYTEST_XDIST_WORKER", ""),
                 # Not shorter than daphne's websocket_timeout (86,400 s by default): a socket must
                 # not silently leave its group while it is still open.
                 "group_expiry": 86400,
