@@ -9,7 +9,10 @@ Protocol (JSON):
   changed; boards re-read what changed from the database (the message carries nothing else).
 The channel layer only rings ("notify.poke", "board.changed"): a dropped or discarded ring is caught
 up at the next ring or reconnection, because the socket always reads the database after the last id
-it sent.
+it sent. Reading "after the last id" loses nothing because notification rows are written only by
+the services, inside their transaction, after the audit chain's lock (`audit.chain.write_lock`):
+writers are serialised, so ids are committed in increasing order and a lower id can never become
+visible after a higher one was read.
 
 Rights are re-read from the database, never trusted from the connection: the user (active, charter)
 and their roles at most RIGHTS_TTL seconds old at each ring, so losing access to a case stops its
@@ -90,9 +93,14 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=CLOSE_UNAUTHORISED)
 
     async def _join_sites(self):
+        """Follow the boards of the sites the user animates now, and only those: a site taken
+        away is left at once (its events would be filtered out anyway, but the socket has no
+        business in its group)."""
         for site_id in self.site_ids - self.joined_site_ids:
             await self.channel_layer.group_add(site_group(site_id), self.channel_name)
-        self.joined_site_ids |= self.site_ids
+        for site_id in self.joined_site_ids - self.site_ids:
+            await self.channel_layer.group_discard(site_group(site_id), self.channel_name)
+        self.joined_site_ids = set(self.site_ids)
 
     async def _push_new(self):
         allowed, messages, read_up_to = await self._new_messages(self.last_id)

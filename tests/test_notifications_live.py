@@ -10,6 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import transaction
 
 from config.asgi import application
+from notifications.delivery import site_group
 from notifications.models import Notification
 from notifications.services import notify
 from tests import live
@@ -229,9 +230,16 @@ async def test_an_animator_removed_from_the_site_stops_receiving_its_board_at_on
     communicator, connected, _ = await connect(world["animator"])
     assert connected
     await communicator.send_json_to({"type": "hello", "last_id": 0})
+    group = site_group(world["case"].site_id)
+    layer = get_channel_layer()
+    members = getattr(layer, "groups", None)  # the in-memory layer shows its groups; Redis does not
+    if members is not None:
+        assert len(members.get(group, {})) == 1
     await sync_to_async(SiteAnimator.objects.filter(user=world["animator"]).delete)()
     await record_a_need(world["case"])
     assert await communicator.receive_nothing(timeout=0.5)
+    if members is not None:  # the socket left the site's group, not only filtered its events out
+        assert not members.get(group)
     await communicator.disconnect()
 
 
