@@ -108,8 +108,19 @@ AUDITLOG_LOGENTRY_MODEL = "audit.AuditEntry"
 MIGRATION_MODULES = {"auditlog": None}
 AUDITLOG_STORE_JSON_CHANGES = True
 # Key of the audit chains' HMAC (audit/chain.py). Keep it stable and apart from the database: an
-# entry's hash can only be recomputed with it. Defaults to SECRET_KEY.
-AUDIT_CHAIN_KEY = env_str("AUDIT_CHAIN_KEY", "")
+# entry's hash can only be recomputed with it. Required in production, and distinct from SECRET_KEY
+# (rotating SECRET_KEY must not make the whole trail unverifiable); the demo falls back to
+# SECRET_KEY. To rotate it, move the old key to AUDIT_CHAIN_KEY_FALLBACKS: entries sealed with it
+# still verify, new ones are sealed with the new key.
+AUDIT_CHAIN_KEY = env_str("AUDIT_CHAIN_KEY", "", required=PRODUCTION)
+AUDIT_CHAIN_KEY_FALLBACKS = env_list("AUDIT_CHAIN_KEY_FALLBACKS", [])
+if PRODUCTION and (len(AUDIT_CHAIN_KEY) < 32 or AUDIT_CHAIN_KEY == SECRET_KEY):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "AUDIT_CHAIN_KEY doit compter au moins 32 caractères et différer de SECRET_KEY. "
+        "/ AUDIT_CHAIN_KEY must be at least 32 characters long and differ from SECRET_KEY."
+    )
 # Retention of the audit trail, in days (manage.py purge_audit; docs/gdpr.md): accesses one year
 # (the CNIL's recommendation on logging: 6 months to 1 year), changes six years (the five-year
 # limitation period of civil actions, art. 2224 of the Code civil, plus the evaluation of the pilot).

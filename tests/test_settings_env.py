@@ -170,7 +170,11 @@ SETTINGS_VARIABLES = (
     "SECURE_HSTS_SECONDS",
     "SITE_URL",
     "CHANNEL_ENCRYPTION_KEYS",
+    "AUDIT_CHAIN_KEY",
+    "AUDIT_CHAIN_KEY_FALLBACKS",
 )
+# A production-grade audit chain key (at least 32 characters, not SECRET_KEY).
+AUDIT_KEY = "audit-" + "Hq7!" * 10
 
 
 def start_django(tmp_path, **variables) -> subprocess.CompletedProcess:
@@ -192,16 +196,41 @@ def test_production_starts_when_configured(tmp_path):
         tmp_path,
         DJANGO_ENV="production",
         SECRET_KEY="x" * 50,
+        AUDIT_CHAIN_KEY=AUDIT_KEY,
         ALLOWED_HOSTS="tds.example.org",
         SITE_URL="https://tds.example.org",
     )
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize(
+    "audit_key, why",
+    [(None, "missing"), ("short", "too short"), ("x" * 50, "the same as SECRET_KEY")],
+)
+def test_production_refuses_a_weak_audit_chain_key(tmp_path, audit_key, why):
+    """Rotating SECRET_KEY must not make the audit trail unverifiable, and a guessable key would
+    let someone with database access forge entries."""
+    extra = {"AUDIT_CHAIN_KEY": audit_key} if audit_key else {}
+    result = start_django(
+        tmp_path,
+        DJANGO_ENV="production",
+        SECRET_KEY="x" * 50,
+        ALLOWED_HOSTS="tds.example.org",
+        SITE_URL="https://tds.example.org",
+        **extra,
+    )
+    assert result.returncode != 0, why
+    assert "AUDIT_CHAIN_KEY" in result.stderr
+
+
 def test_production_without_site_url_does_not_start(tmp_path):
     """E-mail links would point to 127.0.0.1."""
     result = start_django(
-        tmp_path, DJANGO_ENV="production", SECRET_KEY="x" * 50, ALLOWED_HOSTS="tds.example.org"
+        tmp_path,
+        DJANGO_ENV="production",
+        SECRET_KEY="x" * 50,
+        AUDIT_CHAIN_KEY=AUDIT_KEY,
+        ALLOWED_HOSTS="tds.example.org",
     )
     assert result.returncode != 0
     assert "SITE_URL" in result.stderr
@@ -254,6 +283,7 @@ def test_the_deployment_check_is_clean_in_production(tmp_path):
         VAR_DIR=str(tmp_path / "var"),
         DJANGO_ENV="production",
         SECRET_KEY="k3y-" + "Zq8#" * 15,
+        AUDIT_CHAIN_KEY=AUDIT_KEY,
         ALLOWED_HOSTS="tds.example.org",
         SITE_URL="https://tds.example.org",
     )
