@@ -40,3 +40,27 @@ def test_another_account_is_not_locked_by_someone_elses_failures(client, setting
     for _ in range(settings.AXES_FAILURE_LIMIT):
         sign_in(client, victim.username, "mauvais")
     assert sign_in(client, other.username, TEST_PASSWORD).status_code == 302
+
+
+def test_a_deactivated_users_open_session_ends_at_once(client):
+    """An administrator deactivates someone who is signed in: their very next request is sent to
+    the login page, without waiting for the session to expire."""
+    user = UserFactory(username="partant@x.fr")
+    assert sign_in(client, user.username, TEST_PASSWORD).status_code == 302
+    assert client.get(reverse("home")).status_code == 200
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    response = client.get(reverse("home"))
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+def test_passwords_are_checked_by_djangos_validators(settings):
+    """Short, common or all-digit passwords are refused when an account's password is set."""
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    user = UserFactory(username="nouveau@x.fr")
+    for weak in ("court", "password1234", "123456789012", "nouveau@x.fr"):
+        with pytest.raises(ValidationError):
+            validate_password(weak, user)
+    validate_password("Ponts-de-Cé-2026-Loire", user)
