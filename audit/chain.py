@@ -36,40 +36,83 @@ def _ip(value) -> str | None:
         return None
 
 
+# The columns that may hold personal data or free text (old and new values of the fields, the
+# object's name, the page seen). The chain covers them through `content_digest` only, so that the
+# anonymisation of a case can replace them (`redact`) without breaking the chain.
+REDACTABLE = ("changes", "changes_text", "object_repr", "serialized_data", "additional_data")
+REDACTED = "[anonymisé]"
+
+
+def _json(value) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def _utc(moment) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 def canonical(entry) -> bytes:
-    """The content an entry's hash covers, as stable bytes (sorted JSON, UTC timestamp)."""
+    """The content an entry's hash covers, as stable bytes (sorted JSON, UTC timestamp): every
+    column but the redactable ones, which enter through their keyed digest `content_digest`."""
     content = {
         "chain": entry.chain,
         "seq": entry.seq,
         "content_type": entry.content_type_id,
         "object_pk": str(entry.object_pk),
         "object_id": entry.object_id,
-        "object_repr": entry.object_repr,
         "action": entry.action,
-        "changes": entry.changes,
-        "changes_text": entry.changes_text,
-        "serialized_data": entry.serialized_data,
         "actor": entry.actor_id,
         "actor_email": entry.actor_email,
         "cid": entry.cid,
         "remote_addr": _ip(entry.remote_addr),
         "remote_port": entry.remote_port,
-        "timestamp": entry.timestamp.astimezone(UTC).isoformat(timespec="microseconds"),
-        "additional_data": entry.additional_data,
+        "timestamp": _utc(entry.timestamp),
+        "content_digest": entry.content_digest,
     }
-    return json.dumps(
-        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    ).encode()
+    return _json(content)
 
 
 def _key() -> bytes:
     return (settings.AUDIT_CHAIN_KEY or settings.SECRET_KEY).encode()
 
 
+def _mac(*parts: bytes) -> str:
+    return hmac.new(_key(), b"\n".join(parts), hashlib.sha256).hexdigest()
+
+
+def _content(entry) -> bytes:
+    return _json({name: getattr(entry, name) for name in REDACTABLE})
+
+
+def content_digest(entry) -> str:
+    """Keyed digest of the redactable content. Keyed, so that a short redacted text (a refusal
+    reason, a name) cannot be found again by trying candidates against the digest kept after the
+    redaction."""
+    return _mac(b"content", _content(entry))
+
+
 def entry_hash(prev_hash: str, entry) -> str:
     """HMAC-SHA256, keyed by AUDIT_CHAIN_KEY: without the key, nobody with database access can
     give a forged or edited entry a valid hash."""
     return hmac.new(_key(), prev_hash.encode() + b"\n" + canonical(entry), hashlib.sha256).hexdigest()
+
+
+def redaction_hash(entry) -> str:
+    """HMAC over the entry's hash, the time of its redaction and its redacted content: an entry
+    marked redacted, or whose redacted content was changed, by someone without the key is named."""
+    return _mac(b"redaction", entry.entry_hash.encode(), _utc(entry.redacted_at).encode(), _content(entry))
+
+
+def anchor_hash(anchor) -> str:
+    """HMAC over where a chain starts after a purge: a moved anchor (to hide the deletion of the
+    oldest kept entries) is named by `verify`."""
+    return _mac(
+        b"anchor",
+        anchor.chain.encode(),
+        str(anchor.first_seq).encode(),
+        anchor.prev_hash.encode(),
+        str(anchor.purged).encode(),
+    )
 
 
 def _complete(entry) -> None:
@@ -125,6 +168,7 @@ def seal(entry) -> None:
         entry.seq, entry.prev_hash = (anchor.first_seq, anchor.prev_hash) if anchor else (1, GENESIS)
     else:
         entry.seq, entry.prev_hash = last["seq"] + 1, last["entry_hash"]
+    entry.content_digest = content_digest(entry)
     entry.entry_hash = entry_hash(entry.prev_hash, entry)
 
 
@@ -133,7 +177,8 @@ class Problem:
     chain: str
     seq: int
     entry_id: int | None
-    kind: str  # "edited or forged", "missing (…)", "inserted or moved", "broken link"
+    # "edited or forged", "missing (…)", "inserted or moved", "broken link", "anchor edited or forged"
+    kind: str
 
     def __str__(self):
         where = f"{self.chain} #{self.seq}" + (f" (id {self.entry_id})" if self.entry_id else "")
@@ -149,6 +194,8 @@ def verify(batch_size: int = 2000) -> list[Problem]:
     for chain in Chain.values:
         anchor = anchors.get(chain)
         expected_seq, expected_prev = (anchor.first_seq, anchor.prev_hash) if anchor else (1, GENESIS)
+        if anchor is not None and not hmac.compare_digest(anchor_hash(anchor), anchor.anchor_hash):
+            problems.append(Problem(chain, anchor.first_seq, None, "anchor edited or forged"))
         entries = AuditEntry.objects.filter(chain=chain).order_by("seq", "pk")
         for entry in entries.iterator(chunk_size=batch_size):
             if entry.seq > expected_seq:
@@ -161,10 +208,138 @@ def verify(batch_size: int = 2000) -> list[Problem]:
                 problems.append(Problem(chain, entry.seq, entry.pk, "inserted or moved"))
             if entry.prev_hash != expected_prev and entry.seq >= expected_seq:
                 problems.append(Problem(chain, entry.seq, entry.pk, "broken link"))
-            if entry_hash(entry.prev_hash, entry) != entry.entry_hash:
+            if not _intact(entry):
                 problems.append(Problem(chain, entry.seq, entry.pk, "edited or forged"))
             expected_seq, expected_prev = max(expected_seq, entry.seq + 1), entry.entry_hash
     return problems
+
+
+def _intact(entry) -> bool:
+    """The entry's hash matches its columns, and its redactable content is the one the hash
+    committed to (not redacted) or a redaction made with the key (redacted)."""
+    if entry.redacted_at is None:
+        content_ok = hmac.compare_digest(content_digest(entry), entry.content_digest)
+    else:
+        content_ok = hmac.compare_digest(redaction_hash(entry), entry.redaction_hash)
+    return content_ok and hmac.compare_digest(entry_hash(entry.prev_hash, entry), entry.entry_hash)
+
+
+# --- Retention: purge of a chain's oldest entries, redaction of an entry's content -------------
+
+
+@contextlib.contextmanager
+def _purge_switch():
+    """Inside a transaction: tell the trigger of migrations 0002/0004 that this transaction is the
+    retention purge or an anonymisation (PostgreSQL; SQLite has no trigger). Switched off again
+    at the end of the block; a failure rolls the block back, and the setting with it."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('audit.purge', 'on', true)")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('audit.purge', 'off', true)")
+
+
+@dataclass(frozen=True)
+class PurgePlan:
+    chain: str
+    first_kept: int  # position of the first entry kept: every entry before it goes
+    count: int  # entries before it
+
+
+def purge_plan(chain: str, cutoff) -> PurgePlan:
+    """What a purge of `chain` at `cutoff` removes: the prefix of the chain before its first entry
+    dated `cutoff` or later (every entry of that prefix is older than `cutoff`, and the kept part
+    stays contiguous). When every entry is older, the whole chain goes: the anchor keeps the hash
+    of the last one, the next entry follows it."""
+    from audit.models import AuditEntry
+
+    entries = AuditEntry.objects.filter(chain=chain)
+    first_kept = entries.filter(timestamp__gte=cutoff).order_by("seq").values_list("seq", flat=True).first()
+    if first_kept is None:
+        last = entries.order_by("-seq").values_list("seq", flat=True).first()
+        first_kept = (last or 0) + 1
+    return PurgePlan(chain, first_kept, entries.filter(seq__lt=first_kept).count())
+
+
+def purge(plan: PurgePlan, *, batch_size: int = 5000) -> int:
+    """Delete the entries of `plan.chain` before `plan.first_kept`, `batch_size` positions at a
+    time, oldest first. Each batch is one transaction under the chain's lock (so writers wait for
+    one batch, not for the whole purge) that deletes the batch and moves the chain's anchor to the
+    first remaining entry: after every batch, and if the purge stops midway, `verify()` passes.
+    Returns the number of entries deleted."""
+    from audit.models import AuditEntry, ChainAnchor
+
+    removed = 0
+    while True:
+        with transaction.atomic():
+            _lock(plan.chain)
+            entries = AuditEntry.objects.filter(chain=plan.chain)
+            start = entries.order_by("seq").values_list("seq", flat=True).first()
+            if start is None or start >= plan.first_kept:
+                break
+            end = min(plan.first_kept, start + batch_size)
+            batch = entries.filter(seq__lt=end)
+            prev_hash = entries.filter(seq=end).values_list("prev_hash", flat=True).first()
+            if prev_hash is None:  # everything before `end` goes and nothing follows yet
+                prev_hash = batch.order_by("-seq").values_list("entry_hash", flat=True).first()
+            with _purge_switch():
+                deleted = batch._raw_delete(batch.db)
+                anchor = ChainAnchor.objects.select_for_update().filter(chain=plan.chain).first()
+                anchor = anchor or ChainAnchor(chain=plan.chain, purged=0)
+                anchor.first_seq, anchor.prev_hash = end, prev_hash
+                anchor.purged += deleted
+                anchor.anchor_hash = anchor_hash(anchor)
+                anchor.save()
+            removed += deleted
+    return removed
+
+
+def redacted_content(entry) -> dict:
+    """What an entry's redactable columns hold once redacted: the names of the changed fields
+    stay (what was changed), their values, the object's name and the extra data go."""
+    changes = {name: REDACTED for name in entry.changes} if isinstance(entry.changes, dict) else None
+    return {
+        "changes": changes,
+        "changes_text": "",
+        "object_repr": REDACTED,
+        "serialized_data": None,
+        "additional_data": None,
+    }
+
+
+def redact(entries, *, at=None) -> tuple[int, list[int]]:
+    """Replace the redactable content of `entries` (an AuditEntry queryset; the ones already
+    redacted are left) and seal each redaction. Their chain stays verifiable: the entry's hash
+    covers the digest of the content, which is kept. Call it inside the anonymisation's
+    transaction (on PostgreSQL the trigger accepts the UPDATE only under the purge switch, and only
+    of these columns).
+
+    An entry whose content no longer matches its digest (edited in the database) is not redacted:
+    redacting it would hide the tampering from `verify`. Returns (number redacted, ids left)."""
+    from django.utils import timezone
+
+    from audit.models import AuditEntry
+
+    at = at or timezone.now()
+    redacted, tampered = [], []
+    for entry in entries.filter(redacted_at__isnull=True).order_by("pk"):
+        if not hmac.compare_digest(content_digest(entry), entry.content_digest):
+            tampered.append(entry.pk)
+            continue
+        for name, value in redacted_content(entry).items():
+            setattr(entry, name, value)
+        entry.redacted_at = at
+        entry.redaction_hash = redaction_hash(entry)
+        redacted.append(entry)
+    if redacted:
+        with transaction.atomic(), _purge_switch():
+            AuditEntry.objects.bulk_update(
+                redacted, [*REDACTABLE, "redacted_at", "redaction_hash"], batch_size=500
+            )
+    return len(redacted), tampered
 
 
 @contextlib.contextmanager

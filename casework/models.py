@@ -300,6 +300,9 @@ class Case(ConcurrentTransitionMixin, models.Model):
     enrolled_at = models.DateTimeField(_("enrolled at"), null=True, blank=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     last_activity_at = models.DateTimeField(_("last activity"), default=timezone.now, db_index=True)
+    # Set when the case's free text and contacts were wiped after the retention period
+    # (casework.retention); its states, outcome, dates and counts stay for the statistics.
+    anonymised_at = models.DateTimeField(_("anonymised at"), null=True, blank=True, editable=False)
 
     objects = CaseQuerySet.as_manager()
 

@@ -7,7 +7,11 @@ class WorkflowsConfig(AppConfig):
     verbose_name = _("Service requests")
 
     def ready(self):
-        from casework import rules
+        from casework import retention, rules
+        from workflows.retention import wipe_case
         from workflows.rules import case_visibility_for_providers
 
         rules.extend_case_visibility(case_visibility_for_providers)
+        # The anonymisation of a closed case wipes the requests' free text too.
+        retention.register_case_wiper(wipe_case)
+
