@@ -28,6 +28,7 @@ urlpatterns = [
         name="admin_login_redirect",
     ),
     path("admin/", admin.site.urls),
+    path("administration/", include("audit.urls")),
     path("", include("notifications.urls")),
     path("", include("workflows.urls")),
     path("", include("casework.urls")),

@@ -9,8 +9,11 @@ import re
 import uuid
 
 import pytest
+from channels.testing import WebsocketCommunicator
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from config.asgi import application
+from notifications.routing import websocket_urlpatterns
 from tests.factories import (
     CaseFactory,
     MembershipFactory,
@@ -20,6 +23,7 @@ from tests.factories import (
     ToolboxServiceFactory,
     UserFactory,
 )
+from tests.test_notifications_live import ORIGIN, run_async, session_cookie
 from workflows import services as request_services
 
 ROLES = [
@@ -118,6 +122,10 @@ for _name in ("escalation_raise", "escalation_decide", "handover_propose", "hand
     MATRIX[_name] = _case_readers(None, 302, method_not_allowed="GET")
 for _name in ("home", "case_list", "toolbox", "case_detail", "company_detail"):
     MATRIX[_name]["POST"] = _by_role({}, 405)
+# « Who saw what »: platform administrators only, a 404 for everyone else (as a missing page). The
+# export without a valid query shows the form with its errors (200). Read-only: 405 to POST.
+for _name in ("audit_access_report", "audit_access_report_csv"):
+    MATRIX[_name] = {"GET": _by_role({"admin": 200}, 404), "POST": _by_role({}, 405)}
 
 
 def _named_urls(resolver=None, namespace=""):
@@ -247,3 +255,69 @@ def test_outsiders_change_nothing_by_post(client, world):
     service_request.refresh_from_db()
     assert case.state == state and case.transitions.count() == transitions
     assert service_request.is_open
+
+
+# --- WebSocket routes ------------------------------------------------------------------------------
+# Every route of notifications.routing × every role, through the whole stack of config.asgi (origin
+# check, session cookie, consumer). ACCEPTED: the socket opens; REFUSED: the handshake is refused.
+ACCEPTED, REFUSED = "accepted", "refused"
+
+# route name -> the path to open and the answer of each role
+WS_MATRIX = {
+    # The personal channel (group user.<id>): every signed-in user who accepted the charter has one.
+    "ws_notifications": {
+        "path": "/ws/notifications/",
+        "answers": {**dict.fromkeys(SIGNED_IN, ACCEPTED), "anonymous": REFUSED, "no_charter": REFUSED},
+    },
+}
+FOREIGN_ORIGIN = (b"origin", b"http://evil.example")
+
+
+def test_every_websocket_route_is_in_the_matrix():
+    names = [pattern.name for pattern in websocket_urlpatterns]
+    assert all(names), "every WebSocket route needs a name, to have a line in WS_MATRIX"
+    missing = set(names) - set(WS_MATRIX)
+    assert not missing, f"WebSocket routes without an entry in WS_MATRIX: {sorted(missing)}"
+    for pattern in websocket_urlpatterns:
+        entry = WS_MATRIX[pattern.name]
+        assert set(entry["answers"]) == set(ROLES), pattern.name
+        # The path tried below is the route's own (not a stale one that a 404 would refuse).
+        assert pattern.resolve(entry["path"].lstrip("/")) is not None, pattern.name
+
+
+async def _ws_answer(path, user, origin=ORIGIN):
+    headers = [origin]
+    if user is not None:
+        headers.append((b"cookie", await session_cookie(user)))
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, _code = await communicator.connect(timeout=3)
+    if connected:
+        await communicator.disconnect()
+    return ACCEPTED if connected else REFUSED
+
+
+@pytest.mark.django_db(transaction=True)  # the consumer reads the database from its own thread
+@pytest.mark.parametrize("route", sorted(WS_MATRIX))
+def test_websocket_matrix(world, route):
+    """Every role opens the route with its session cookie from an allowed origin; then every
+    signed-in role tries again from a foreign origin, which is always refused."""
+    entry = WS_MATRIX[route]
+
+    @run_async
+    async def answers():
+        got = {role: await _ws_answer(entry["path"], user) for role, user in world["users"].items()}
+        foreign = {
+            role: await _ws_answer(entry["path"], user, origin=FOREIGN_ORIGIN)
+            for role, user in world["users"].items()
+            if user is not None
+        }
+        return got, foreign
+
+    got, foreign = answers()
+    wrong = {
+        role: f"expected {entry['answers'][role]}, got {got[role]}"
+        for role in ROLES
+        if got[role] != entry["answers"][role]
+    }
+    assert not wrong, f"{route}: {wrong}"
+    assert set(foreign.values()) == {REFUSED}, f"{route} from a foreign origin: {foreign}"

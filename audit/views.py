@@ -1,0 +1,94 @@
+"""Pages of the audit trail for platform administrators. Thin: the form reads the input, the
+selectors read the trail, `record_access` records that someone's displays were looked at."""
+
+import csv
+import re
+
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
+
+from audit import selectors
+from audit.forms import AccessReportForm
+from audit.services import record_access
+
+REPORT_PAGE_SIZE = 50
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _admins_only(request) -> None:
+    """Deny by default: anyone but an active platform administrator gets the missing-page 404."""
+    if not request.user.is_platform_admin:
+        raise Http404
+
+
+@require_GET
+def access_report(request):
+    """« Which companies did this user see between two dates »."""
+    _admins_only(request)
+    form = AccessReportForm(request.GET or None)
+    context = {"form": form}
+    if form.is_valid():
+        data = form.cleaned_data
+        rows = selectors.companies_seen_by(data["user"], start=data["start"], end=data["end"])
+        # Looking at someone's displays is itself a sensitive read: it is recorded, on that person.
+        record_access(actor=request.user, instance=data["user"], what="consultations")
+        query_string = request.GET.copy()
+        query_string.pop("page", None)
+        context.update(
+            {
+                "subject": data["user"],
+                "start": data["start"],
+                "end": data["end"],
+                "total": sum(row.displays for row in rows),
+                "page": Paginator(rows, REPORT_PAGE_SIZE).get_page(request.GET.get("page")),
+                "query_string": query_string.urlencode(),
+            }
+        )
+    return render(request, "audit/access_report.html", context)
+
+
+@require_GET
+def access_report_csv(request):
+    """The same report as a CSV file for a French spreadsheet (UTF-8 with BOM, « ; »)."""
+    _admins_only(request)
+    form = AccessReportForm(request.GET)
+    if not form.is_valid():
+        return render(request, "audit/access_report.html", {"form": form})
+    data = form.cleaned_data
+    rows = selectors.companies_seen_by(data["user"], start=data["start"], end=data["end"])
+    record_access(actor=request.user, instance=data["user"], what="consultations_csv")
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", data["user"].username).strip("-.") or str(data["user"].pk)
+    response["Content-Disposition"] = (
+        f'attachment; filename="consultations_{name}_{data["start"]:%Y-%m-%d}_{data["end"]:%Y-%m-%d}.csv"'
+    )
+    response.write("\ufeff")  # the BOM: Excel then reads UTF-8
+    writer = csv.writer(response, delimiter=";")
+    writer.writerow(
+        [_("Company"), _("SIRET"), _("Pilot sites"), _("Displays"), _("First display"), _("Last display")]
+    )
+    for row in rows:
+        writer.writerow(
+            [
+                _cell(row.name if row.exists else _("Deleted company (no. %(id)s)") % {"id": row.company_id}),
+                _cell(row.siret),
+                _cell(", ".join(row.sites)),
+                row.displays,
+                _when(row.first),
+                _when(row.last),
+            ]
+        )
+    return response
+
+
+def _cell(value: str) -> str:
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+
+
+def _when(moment) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
