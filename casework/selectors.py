@@ -13,6 +13,7 @@ from casework import rules
 from casework.enums import ENROLLED_CASE_STATES, CaseState
 from casework.mentions import handle_of
 from casework.models import Case, Company, Membership, Organisation, PilotSite, ToolboxService, User
+from casework.timeline import case_timeline
 
 
 def case_list(*, user: User, site: PilotSite | None = None, state: str = "", query: str = "") -> QuerySet:
@@ -38,25 +39,14 @@ def case_get(*, user: User, public_id) -> Case:
     )
 
 
-def case_detail(case: Case) -> dict:
-    """What the case page shows, in a fixed number of queries."""
-    transitions = list(case.transitions.select_related("actor"))
+def case_detail(case: Case, user: User) -> dict:
+    """What the case page shows, in a fixed number of queries. `case` comes from `case_get`."""
     # Service requests live in `workflows`; reverse relations keep casework free of imports.
-    requests = list(
-        case.requests.select_related("provider")
-        .prefetch_related("events__actor", "events__organisation")
-        .order_by("-opened_at")
-    )
-    timeline = [{"at": step.at, "transition": step} for step in transitions] + [
-        {"at": event.at, "event": event, "request": request}
-        for request in requests
-        for event in request.events.all()
-    ]
-    timeline.sort(key=lambda item: item["at"])
+    requests = list(case.requests.select_related("provider").order_by("-opened_at"))
     return {
         "needs": list(case.needs.all()),
         "interventions": list(case.interventions.select_related("owner", "owner_organisation")),
-        "timeline": timeline,
+        "timeline": case_timeline(case, user),
         "contacts": list(case.company.contacts.all()),
         "requests": requests,
         "escalations": list(case.escalations.select_related("raised_by", "decided_by")),

@@ -155,7 +155,7 @@ def case_detail(request, public_id):
     record_access(actor=request.user, instance=case, what="case_detail")
     context = {
         "case": case,
-        **selectors.case_detail(case),
+        **selectors.case_detail(case, request.user),
         "actions": [
             {
                 "name": t.name,

@@ -292,7 +292,7 @@ def test_case_page_shows_the_request_steps_in_its_history_in_constant_queries(
     login(client, referent)
     url = reverse("case_detail", kwargs={"public_id": diagnosed.public_id})
     page = client.get(url).content.decode()
-    for step in ("Orientée", "Prise en charge", "Acceptée", "Yann Bodin"):
+    for step in ("orientée vers", "prise en charge par", "acceptée par", "Yann Bodin"):
         assert step in page, step
     few = _count(client, url)
     for _ in range(4):

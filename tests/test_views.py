@@ -545,11 +545,14 @@ PAGE_QUERIES = {
     "charter": 7,
     "case_list": 10,  # + sites for the filter, count, page
     "case_propose": 13,  # + site coverage, sites and organisations (form and initial values), territories
-    # case_detail: + case, needs, interventions, history, contacts, requests, escalations, pending
+    # case_detail: + case, needs, interventions, contacts, requests, escalations, pending
     # handover, candidates for a new referent, guards ("has needs", "no open request"), comments,
     # the people who can be mentioned (the site's animators)
     # + the access entry of the audit trail (a transaction: last position of the chain, insert)
-    "case_detail": 26,  # (+3 with requests: their events, actors and organisations), who viewed it
+    # + the timeline (casework.timeline), whatever the number of items: transitions, needs,
+    # comments and their mentions, handovers and who cancelled them, the audit trail's field
+    # changes (referent, animators, administrators only), request steps, escalations (9)
+    "case_detail": 34,  # + who viewed it
     "comment_add": 9,  # + case, the people who can be mentioned
     "need_create": 8,  # + case
     "need_edit": 9,  # + case, need

@@ -15,3 +15,8 @@ class WorkflowsConfig(AppConfig):
         # The anonymisation of a closed case wipes the requests' free text too.
         retention.register_case_wiper(wipe_case)
 
+        # The case timeline lists the requests' steps and the escalations.
+        from casework import timeline
+        from workflows.timeline import case_items
+
+        timeline.register_source(case_items)
