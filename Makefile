@@ -66,8 +66,9 @@ demo: install ## Lance la démonstration sur http://127.0.0.1:8000 (SQLite sous 
 test: install ## Lance toute la suite de tests, en parallèle (options : make test PYTEST_ARGS="-k enrol -x", ou "-n 0" en série)
 	$(VPY) -m pytest -n auto --maxprocesses=4 $(PYTEST_ARGS)
 
-bench: install ## Mesure la diffusion des notifications (PostgreSQL et Redis locaux) ; résultats dans bench/results/
+bench: install ## Mesure la diffusion des notifications et le tableau de bord (PostgreSQL et Redis locaux) ; résultats dans bench/results/
 	$(VPY) -m bench.notify
+	$(VPY) -m bench.board
 
 # `ruff format --check` is not enforced yet: the code base is not consistently formatted.
 lint: install ## Vérifie le code avec ruff

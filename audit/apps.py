@@ -15,6 +15,9 @@ PROCESS_NOISE = [
 ]
 
 
+CASE_DERIVED = ["last_activity_at", "open_requests", "overdue_requests", "next_deadline"]
+
+
 class AuditConfig(AppConfig):
     name = "audit"
     verbose_name = _("Audit trail")
@@ -36,7 +39,6 @@ class AuditConfig(AppConfig):
             casework.CharterAcceptance,
             casework.Company,
             casework.CompanyContact,
-            casework.Case,
             casework.Handover,
             casework.Need,
             casework.ToolboxService,
@@ -45,6 +47,8 @@ class AuditConfig(AppConfig):
             workflows.Escalation,
         ):
             register(model)
+        # The board's figures of a case are derived from its requests (each step is in the trail).
+        register(casework.Case, exclude=CASE_DERIVED)
         register(casework.User, exclude=["password", "last_login"])
         register(casework.CaseComment, m2m_fields={"mentions"})
         register(workflows.ServiceRequest, exclude=PROCESS_NOISE)

@@ -300,6 +300,13 @@ class Case(ConcurrentTransitionMixin, models.Model):
     enrolled_at = models.DateTimeField(_("enrolled at"), null=True, blank=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     last_activity_at = models.DateTimeField(_("last activity"), default=timezone.now, db_index=True)
+    # What the status board reads, so that it is one scan of the cases whatever their number: kept
+    # by workflows.board.refresh_case at every step of a request, in the step's transaction.
+    open_requests = models.PositiveIntegerField(_("open requests"), default=0, editable=False)
+    overdue_requests = models.PositiveIntegerField(_("overdue requests"), default=0, editable=False)
+    next_deadline = models.DateTimeField(
+        _("nearest response deadline"), null=True, blank=True, editable=False
+    )
     # Set when the case's free text and contacts were wiped after the retention period
     # (casework.retention); its states, outcome, dates and counts stay for the statistics.
     anonymised_at = models.DateTimeField(_("anonymised at"), null=True, blank=True, editable=False)
@@ -326,7 +333,15 @@ class Case(ConcurrentTransitionMixin, models.Model):
                 name="enrolled_case_has_consent",
             ),
         ]
-        indexes = [models.Index(fields=["site", "state"], name="case_site_state_idx")]
+        indexes = [
+            # By site and state; the status board reads its counters and the order of its cards
+            # from this index alone on PostgreSQL (an index-only scan; SQLite ignores `include`).
+            models.Index(
+                fields=["site", "state"],
+                include=["last_activity_at", "overdue_requests", "next_deadline", "referent", "id"],
+                name="case_board_idx",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.company} — {self.site}"

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "workflows",
     "notifications",
     "audit",
+    "cockpit",
 ]
 
 MIDDLEWARE = [

@@ -29,6 +29,7 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("administration/", include("audit.urls")),
+    path("", include("cockpit.urls")),
     path("", include("notifications.urls")),
     path("", include("workflows.urls")),
     path("", include("casework.urls")),

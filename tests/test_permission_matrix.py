@@ -126,6 +126,13 @@ for _name in ("home", "case_list", "toolbox", "case_detail", "company_detail"):
 # export without a valid query shows the form with its errors (200). Read-only: 405 to POST.
 for _name in ("audit_access_report", "audit_access_report_csv"):
     MATRIX[_name] = {"GET": _by_role({"admin": 200}, 404), "POST": _by_role({}, 405)}
+# Status boards: the site's animators and administrators; the regional view sends an animator of a
+# single site to that site's board. Referents, agents and observers have no board (404).
+MATRIX["board"] = {"GET": _by_role({"site_animator": 200, "admin": 200}, 404), "POST": _by_role({}, 405)}
+MATRIX["board_region"] = {
+    "GET": _by_role({"site_animator": 302, "other_animator": 302, "admin": 200}, 404),
+    "POST": _by_role({}, 405),
+}
 
 
 def _named_urls(resolver=None, namespace=""):
@@ -186,6 +193,7 @@ def world(site, other_site, referent, other_referent, agent, animator, observer,
         "handover_answer": {"public_id": case.public_id, "action": "annuler"},
         "request_detail": {"public_id": service_request.public_id},
         "request_action": {"public_id": service_request.public_id, "name": "cancel"},
+        "board": {"slug": site.slug},
     }
     return {"users": users, "kwargs": kwargs, "case": case, "other_case": other_case}
 

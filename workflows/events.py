@@ -4,6 +4,7 @@ from django.utils import translation
 
 from casework.models import SiteAnimator, User
 from notifications.services import notify
+from workflows import board
 from workflows.models import RequestEvent
 
 
@@ -12,9 +13,13 @@ def record(request, kind, *, actor=None, organisation=None, text="", params=None
     `params`; it is stored in French, the users' language, whatever the actor's interface."""
     with translation.override("fr"):
         rendered = str(text) % params if params else str(text)
-    return RequestEvent.objects.create(
+    event = RequestEvent.objects.create(
         request=request, kind=kind, actor=actor, organisation=organisation, text=rendered
     )
+    # Every step of a request goes through here (services, flow callbacks, the deadline timer):
+    # the one place that keeps the case's board summary true.
+    board.refresh_case(request.case_id, request.case.site_id, request.case.public_id)
+    return event
 
 
 def provider_agents(organisation) -> list[User]:

@@ -1,0 +1,199 @@
+"""Reads of the animators' cockpit: the status board of one or several pilot sites.
+
+The board is built from a fixed number of queries whatever the number of cases (the sites, the
+referents of the filter, the counters, the cards): the request figures it shows are kept on the case
+row (`open_requests`, `overdue_requests`, `next_deadline`, see workflows.board), so it never
+aggregates requests. Every case comes from `Case.objects.visible_to(user)`."""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Case as Choose
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.utils import timezone
+
+from casework.enums import OPEN_CASE_STATES, CaseState
+from casework.models import Case, Need, PilotSite, User
+from cockpit.rules import board_sites_q
+from workflows.business_days import add_business_days
+
+# A case with nothing new for this long is red on the board.
+IDLE_DAYS = 14
+# A response deadline within this many business days makes a case orange.
+SOON_BUSINESS_DAYS = 2
+# Cards shown per column, most urgent first; the column's counter still counts every case.
+CARD_LIMIT = 60
+
+RED, ORANGE, GREEN = "red", "orange", "green"
+LIGHTS = (RED, ORANGE, GREEN)
+
+
+def board_sites(user) -> list[PilotSite]:
+    return list(PilotSite.objects.filter(board_sites_q(user)).order_by("name"))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    now: datetime
+    idle_before: datetime
+    soon_before: datetime
+
+    @classmethod
+    def at(cls, now: datetime) -> "Thresholds":
+        return cls(now, now - timedelta(days=IDLE_DAYS), add_business_days(now, SOON_BUSINESS_DAYS))
+
+    def overdue_q(self) -> Q:
+        """A request of the case is past its response deadline (marked by the timer, or not yet)."""
+        return Q(overdue_requests__gt=0) | Q(next_deadline__lt=self.now)
+
+    def red_q(self) -> Q:
+        return self.overdue_q() | Q(last_activity_at__lt=self.idle_before)
+
+    def orange_q(self) -> Q:
+        return Q(next_deadline__lte=self.soon_before)
+
+
+def light_of(case: Case, thresholds: Thresholds) -> str:
+    """The rule of `Thresholds.red_q/orange_q`, on one case in memory (tests compare both)."""
+    deadline = case.next_deadline
+    if (
+        case.overdue_requests > 0
+        or (deadline is not None and deadline < thresholds.now)
+        or case.last_activity_at < thresholds.idle_before
+    ):
+        return RED
+    if deadline is not None and deadline <= thresholds.soon_before:
+        return ORANGE
+    return GREEN
+
+
+@dataclass(frozen=True)
+class Card:
+    public_id: str
+    company: str
+    referent: str
+    site: str
+    open_requests: int
+    overdue_requests: int
+    light: str
+    idle_days: int
+
+
+@dataclass
+class Column:
+    state: str
+    label: str
+    count: int = 0
+    lights: dict = field(default_factory=lambda: dict.fromkeys(LIGHTS, 0))
+    cards: list = field(default_factory=list)
+
+    @property
+    def hidden(self) -> int:
+        return self.count - len(self.cards)
+
+
+@dataclass
+class Board:
+    sites: list
+    columns: list
+    thresholds: Thresholds
+    referents: (
+        list  # of the open cases of the board under the other filters (the referent filter's choices)
+    )
+
+    @property
+    def count(self) -> int:
+        return sum(column.count for column in self.columns)
+
+    @property
+    def lights(self) -> dict:
+        return {light: sum(column.lights[light] for column in self.columns) for light in LIGHTS}
+
+
+def board_cases(user, sites, *, category="", overdue_only=False, thresholds) -> QuerySet:
+    """The open cases of `sites` the user may see, filtered, each annotated with its light's rank
+    (`urgency`: 0 red, 1 orange, 2 green)."""
+    cases = Case.objects.visible_to(user).filter(
+        site__in=[site.pk for site in sites], state__in=OPEN_CASE_STATES
+    )
+    if category:
+        cases = cases.filter(Exists(Need.objects.filter(case_id=OuterRef("pk"), category=category)))
+    if overdue_only:
+        cases = cases.filter(thresholds.overdue_q())
+    return cases.annotate(urgency=_urgency(thresholds))
+
+
+def _urgency(thresholds: Thresholds) -> Choose:
+    return Choose(
+        When(thresholds.red_q(), then=Value(0)),
+        When(thresholds.orange_q(), then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+
+
+CARD_FIELDS = (
+    "public_id",
+    "company__name",
+    "referent__first_name",
+    "referent__last_name",
+    "referent__username",
+    "site__name",
+    "open_requests",
+    "overdue_requests",
+    "last_activity_at",
+    "urgency",
+)
+
+
+def _card(row: dict, thresholds: Thresholds) -> Card:
+    referent = f"{row['referent__first_name']} {row['referent__last_name']}".strip()
+    return Card(
+        public_id=str(row["public_id"]),
+        company=row["company__name"],
+        referent=referent or row["referent__username"],
+        site=row["site__name"],
+        open_requests=row["open_requests"],
+        overdue_requests=row["overdue_requests"],
+        light=LIGHTS[row["urgency"]],
+        idle_days=max((thresholds.now - row["last_activity_at"]).days, 0),
+    )
+
+
+def board(user, sites, *, referent_id=None, category="", overdue_only=False, now=None) -> Board:
+    """The board of `sites` as `user` may see it. Queries, whatever the number of cases: one for the
+    counters (grouped by state, light and referent, which also gives the referents of the filter),
+    one for those referents, and one per column for its most urgent cards."""
+    thresholds = Thresholds.at(now or timezone.now())
+    cases = board_cases(user, sites, category=category, overdue_only=overdue_only, thresholds=thresholds)
+    columns = {state: Column(state, CaseState(state).label) for state in OPEN_CASE_STATES}
+    referent_ids = set()
+    for row in cases.order_by().values("state", "urgency", "referent_id").annotate(n=Count("pk")):
+        referent_ids.add(row["referent_id"])
+        if referent_id and row["referent_id"] != referent_id:
+            continue
+        column = columns[row["state"]]
+        column.count += row["n"]
+        column.lights[LIGHTS[row["urgency"]]] += row["n"]
+    if referent_id:
+        cases = cases.filter(referent_id=referent_id)
+    for state, column in columns.items():
+        # The column's most urgent cases, chosen from the narrow board index (a top-N sort of this
+        # column only); their company, referent and site are joined for those rows alone.
+        top = (
+            cases.filter(state=state)
+            .order_by("urgency", "last_activity_at", "pk")
+            .values("pk")[:CARD_LIMIT]
+        )
+        rows = (
+            Case.objects.filter(pk__in=top)
+            .annotate(urgency=_urgency(thresholds))
+            .order_by()  # sorted below: no need for the model's default ordering
+            .values(*CARD_FIELDS)
+        )
+        ordered = sorted(rows, key=lambda row: (row["urgency"], row["last_activity_at"]))
+        column.cards = [_card(row, thresholds) for row in ordered]
+    referents = list(User.objects.filter(pk__in=referent_ids).order_by("last_name", "first_name", "pk"))
+    return Board(
+        sites=list(sites), columns=list(columns.values()), thresholds=thresholds, referents=referents
+    )

@@ -1,0 +1,58 @@
+"""The animators' cockpit: status boards. Thin views over cockpit.selectors."""
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
+
+from cockpit import selectors
+from cockpit.forms import BoardFilterForm
+
+
+@require_GET
+def board_region(request):
+    """Every board the user may open on one page (several sites, or administrators); an animator of
+    a single site goes straight to its board. Nobody else has boards: 404."""
+    sites = selectors.board_sites(request.user)
+    if not sites:
+        raise Http404
+    if len(sites) == 1:
+        return redirect("board", slug=sites[0].slug)
+    return _render_board(request, sites, regional=True)
+
+
+@require_GET
+def board(request, slug):
+    sites = [site for site in selectors.board_sites(request.user) if site.slug == slug]
+    if not sites:
+        raise Http404
+    return _render_board(request, sites, regional=False)
+
+
+def _render_board(request, sites, *, regional):
+    form = BoardFilterForm(request.GET or None)
+    filters = {}
+    if form.is_valid():
+        data = form.cleaned_data
+        filters = {
+            "referent_id": data["referent"],
+            "category": data["category"],
+            "overdue_only": data["overdue"],
+        }
+    elif form.is_bound:
+        messages.error(request, _("The filters are not valid; every case is shown."))
+    board = selectors.board(request.user, sites, **filters)
+    context = {
+        "board": board,
+        "form": form,
+        "filtered": bool(filters and any(filters.values())),
+        "regional": regional,
+        "site": None if regional else sites[0],
+    }
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "cockpit/partials/board.html" if partial else "cockpit/board.html"
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
