@@ -1,3 +1,5 @@
+import re
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
@@ -29,7 +31,8 @@ def notification_list(request):
 
 @require_POST
 def notification_mark_read(request):
-    ids = [int(value) for value in request.POST.getlist("id") if value.isdigit()]
+    # ASCII digits only: str.isdigit() also accepts "²" or "①", which int() refuses (a 500).
+    ids = [int(value) for value in request.POST.getlist("id") if re.fullmatch(r"[0-9]{1,18}", value)]
     if request.POST.get("all") == "1":
         count = services.mark_all_read(actor=request.user)
     else:

@@ -592,11 +592,11 @@ def _cancel(request: ServiceRequest, actor: User, reason: str) -> ServiceRequest
                 raise StaleStateError(_("This request is already closed."))
             provider_was_involved = request.stage in HELD_STATUSES
             waiting_for_animators = request.stage == RequestStatus.UNROUTABLE
-            FLOW.instance.cancel(request)
-            request.refresh_from_db()
+            # One save, so one audit entry: viewflow's cancel saves the process (its status and end)
+            # with our stage and reason already set.
             request.stage = RequestStatus.CANCELLED
             request.cancel_reason = reason
-            request.save(update_fields=["stage", "cancel_reason"])
+            FLOW.instance.cancel(request)
             events.record(request, EventKind.CANCELLED, actor=actor, text=reason)
             recipients = events.provider_agents(request.provider) if provider_was_involved else []
             if waiting_for_animators:
