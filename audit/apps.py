@@ -2,10 +2,13 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 # viewflow's Process columns that say nothing to a reader of the trail (its Task table already
-# records who did which task and when).
+# records who did which task and when). Its `status` and `finished` repeat our `stage` and
+# `validated_at`: left out, the end node's save adds no second entry to a validation.
 PROCESS_NOISE = [
     "process_ptr",
     "flow_class",
+    "status",
+    "finished",
     "data",
     "parent_task",
     "seed_content_type",

@@ -418,14 +418,13 @@ FLOW_DRIVERS = {
         events=[("sent_back", "referent")],
         nodes=["validate"],
     ),
-    # Validated: the referent's validation (stage, date), then the end node closes viewflow's
-    # process (its status and end): two nodes, one entry each.
+    # Validated: the referent's validation (stage, date); the end node then closes viewflow's
+    # process, whose status and end are not audited (they repeat the stage): one entry.
     "validate": action_driver(
         at_validate,
         "validate",
         "referent",
         {"validate-comment": ""},
-        audit=(U, U),
         events=[("validated", "referent")],
         nodes=["validate", "end"],
     ),
