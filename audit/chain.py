@@ -73,37 +73,55 @@ def canonical(entry) -> bytes:
 
 
 def _key() -> bytes:
+    """The key that seals new entries."""
     return (settings.AUDIT_CHAIN_KEY or settings.SECRET_KEY).encode()
 
 
-def _mac(*parts: bytes) -> str:
-    return hmac.new(_key(), b"\n".join(parts), hashlib.sha256).hexdigest()
+def _keys() -> list[bytes]:
+    """Every key an entry may have been sealed with: the current one, then the former ones
+    (AUDIT_CHAIN_KEY_FALLBACKS), so that the key can be rotated without losing the history."""
+    return [_key(), *(key.encode() for key in getattr(settings, "AUDIT_CHAIN_KEY_FALLBACKS", []))]
+
+
+def _sealed(expected: str, compute) -> bool:
+    """`expected` is `compute(key)` for one of the keys (compared in constant time)."""
+    return any(hmac.compare_digest(compute(key), expected or "") for key in _keys())
+
+
+def _mac(*parts: bytes, key: bytes | None = None) -> str:
+    return hmac.new(key or _key(), b"\n".join(parts), hashlib.sha256).hexdigest()
 
 
 def _content(entry) -> bytes:
     return _json({name: getattr(entry, name) for name in REDACTABLE})
 
 
-def content_digest(entry) -> str:
+def content_digest(entry, key: bytes | None = None) -> str:
     """Keyed digest of the redactable content. Keyed, so that a short redacted text (a refusal
     reason, a name) cannot be found again by trying candidates against the digest kept after the
     redaction."""
-    return _mac(b"content", _content(entry))
+    return _mac(b"content", _content(entry), key=key)
 
 
-def entry_hash(prev_hash: str, entry) -> str:
+def entry_hash(prev_hash: str, entry, key: bytes | None = None) -> str:
     """HMAC-SHA256, keyed by AUDIT_CHAIN_KEY: without the key, nobody with database access can
     give a forged or edited entry a valid hash."""
-    return hmac.new(_key(), prev_hash.encode() + b"\n" + canonical(entry), hashlib.sha256).hexdigest()
+    return hmac.new(key or _key(), prev_hash.encode() + b"\n" + canonical(entry), hashlib.sha256).hexdigest()
 
 
-def redaction_hash(entry) -> str:
+def redaction_hash(entry, key: bytes | None = None) -> str:
     """HMAC over the entry's hash, the time of its redaction and its redacted content: an entry
     marked redacted, or whose redacted content was changed, by someone without the key is named."""
-    return _mac(b"redaction", entry.entry_hash.encode(), _utc(entry.redacted_at).encode(), _content(entry))
+    return _mac(
+        b"redaction", entry.entry_hash.encode(), _utc(entry.redacted_at).encode(), _content(entry), key=key
+    )
 
 
-def anchor_hash(anchor) -> str:
+def _anchor_mac(anchor, key: bytes) -> str:
+    return anchor_hash(anchor, key)
+
+
+def anchor_hash(anchor, key: bytes | None = None) -> str:
     """HMAC over where a chain starts after a purge: a moved anchor (to hide the deletion of the
     oldest kept entries) is named by `verify`."""
     return _mac(
@@ -112,6 +130,7 @@ def anchor_hash(anchor) -> str:
         str(anchor.first_seq).encode(),
         anchor.prev_hash.encode(),
         str(anchor.purged).encode(),
+        key=key,
     )
 
 
@@ -194,7 +213,7 @@ def verify(batch_size: int = 2000) -> list[Problem]:
     for chain in Chain.values:
         anchor = anchors.get(chain)
         expected_seq, expected_prev = (anchor.first_seq, anchor.prev_hash) if anchor else (1, GENESIS)
-        if anchor is not None and not hmac.compare_digest(anchor_hash(anchor), anchor.anchor_hash):
+        if anchor is not None and not _sealed(anchor.anchor_hash, functools.partial(_anchor_mac, anchor)):
             problems.append(Problem(chain, anchor.first_seq, None, "anchor edited or forged"))
         entries = AuditEntry.objects.filter(chain=chain).order_by("seq", "pk")
         for entry in entries.iterator(chunk_size=batch_size):
@@ -218,10 +237,10 @@ def _intact(entry) -> bool:
     """The entry's hash matches its columns, and its redactable content is the one the hash
     committed to (not redacted) or a redaction made with the key (redacted)."""
     if entry.redacted_at is None:
-        content_ok = hmac.compare_digest(content_digest(entry), entry.content_digest)
+        content_ok = _sealed(entry.content_digest, lambda key: content_digest(entry, key))
     else:
-        content_ok = hmac.compare_digest(redaction_hash(entry), entry.redaction_hash)
-    return content_ok and hmac.compare_digest(entry_hash(entry.prev_hash, entry), entry.entry_hash)
+        content_ok = _sealed(entry.redaction_hash, lambda key: redaction_hash(entry, key))
+    return content_ok and _sealed(entry.entry_hash, lambda key: entry_hash(entry.prev_hash, entry, key))
 
 
 # --- Retention: purge of a chain's oldest entries, redaction of an entry's content -------------
@@ -326,7 +345,7 @@ def redact(entries, *, at=None) -> tuple[int, list[int]]:
     at = at or timezone.now()
     redacted, tampered = [], []
     for entry in entries.filter(redacted_at__isnull=True).order_by("pk"):
-        if not hmac.compare_digest(content_digest(entry), entry.content_digest):
+        if not _sealed(entry.content_digest, lambda key, entry=entry: content_digest(entry, key)):
             tampered.append(entry.pk)
             continue
         for name, value in redacted_content(entry).items():

@@ -209,3 +209,20 @@ def test_the_referent_sees_who_viewed_the_case_and_a_partner_does_not(
     page = login(client, referent).get(url).content.decode()
     assert "Qui a consulté ce dossier" in page
     assert str(animator) in page.split("Qui a consulté ce dossier")[1]
+
+
+def test_the_chain_key_can_be_rotated_without_losing_the_history(site, referent, settings):
+    """Entries sealed with the former key still verify once it is listed in
+    AUDIT_CHAIN_KEY_FALLBACKS; new ones are sealed with the new key. Without the former key, every
+    entry sealed with it is named."""
+    former = settings.AUDIT_CHAIN_KEY or settings.SECRET_KEY  # the fixtures' entries used it
+    _trail(site, referent)
+    old = set(AuditEntry.objects.values_list("pk", flat=True))
+    settings.AUDIT_CHAIN_KEY = "nouvelle-clé-du-journal-" + "b" * 20
+    settings.AUDIT_CHAIN_KEY_FALLBACKS = [former]
+    CaseFactory(site=site, referent=referent)
+    assert AuditEntry.objects.exclude(pk__in=old).exists()
+    assert chain.verify() == []
+    settings.AUDIT_CHAIN_KEY_FALLBACKS = []
+    named = {p.entry_id for p in chain.verify() if p.kind == "edited or forged"}
+    assert named == old
