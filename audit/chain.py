@@ -6,11 +6,15 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC
 
 from django.conf import settings
 from django.db import connection, transaction
+
+logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 
@@ -231,6 +235,53 @@ def verify(batch_size: int = 2000) -> list[Problem]:
                 problems.append(Problem(chain, entry.seq, entry.pk, "edited or forged"))
             expected_seq, expected_prev = max(expected_seq, entry.seq + 1), entry.entry_hash
     return problems
+
+
+def heads() -> dict[str, tuple[int, str]]:
+    """The last entry of each chain: {chain: (position, hash)}. Kept outside the database (the
+    logs, a ticket, a printout), a head lets `check_head` prove later that no entry after it was
+    cut off the end of the chain — which the chain alone cannot show."""
+    from audit.models import AuditEntry, Chain
+
+    found = {}
+    for chain in Chain.values:
+        entries = AuditEntry.objects.filter(chain=chain).order_by("-seq")
+        last = entries.values_list("seq", "entry_hash").first()
+        if last is not None:
+            found[chain] = (last[0], last[1])
+    return found
+
+
+_heads_logged_at = None
+
+
+def log_heads_daily() -> bool:
+    """Write the chains' heads to the application log once a day (the background loop calls it):
+    the log, kept apart from the database, then holds a head to check against. True if written."""
+    global _heads_logged_at
+    now = time.monotonic()
+    if _heads_logged_at is not None and now - _heads_logged_at < 86400:
+        return False
+    _heads_logged_at = now
+    found = heads()
+    logger.info("audit heads: %s", " ".join(f"{c}:{seq}:{h}" for c, (seq, h) in sorted(found.items())))
+    return True
+
+
+def check_head(chain: str, seq: int, expected_hash: str) -> Problem | None:
+    """A head recorded earlier is still in the chain, unchanged (positions purged since then, behind
+    the signed anchor, are accepted)."""
+    from audit.models import AuditEntry, ChainAnchor
+
+    anchor = ChainAnchor.objects.filter(chain=chain).first()
+    if anchor is not None and seq < anchor.first_seq:
+        return None
+    entry = AuditEntry.objects.filter(chain=chain, seq=seq).values_list("pk", "entry_hash").first()
+    if entry is None:
+        return Problem(chain, seq, None, "recorded head missing (entries cut off the end)")
+    if not hmac.compare_digest(entry[1], expected_hash):
+        return Problem(chain, seq, entry[0], "recorded head replaced")
+    return None
 
 
 def _intact(entry) -> bool:

@@ -226,3 +226,30 @@ def test_the_chain_key_can_be_rotated_without_losing_the_history(site, referent,
     settings.AUDIT_CHAIN_KEY_FALLBACKS = []
     named = {p.entry_id for p in chain.verify() if p.kind == "edited or forged"}
     assert named == old
+
+
+def test_a_head_kept_outside_the_database_shows_entries_cut_off_the_end(site, referent, capsys):
+    """The chain alone cannot show that its newest entries were deleted; the head printed by an
+    earlier `audit_verify` and kept elsewhere can."""
+    _trail(site, referent)
+    call_command("audit_verify")
+    [head] = [line.split(": ", 1)[1] for line in capsys.readouterr().out.splitlines() if "change:" in line]
+    call_command("audit_verify", expect_head=[head])  # still there: no error
+    chain_name, seq, _hash = head.split(":")
+    _raw("DELETE FROM audit_auditentry WHERE chain = %s AND seq >= %s", [chain_name, int(seq) - 1])
+    assert chain.verify() == []  # the chain alone looks intact
+    with pytest.raises(CommandError):
+        call_command("audit_verify", expect_head=[head])
+    assert "recorded head missing" in capsys.readouterr().err
+    with pytest.raises(CommandError, match="illisible"):
+        call_command("audit_verify", expect_head=["change:abc"])
+
+
+def test_the_background_loop_logs_the_heads_once_a_day(site, referent, caplog, monkeypatch):
+    _trail(site, referent)
+    monkeypatch.setattr(chain, "_heads_logged_at", None)
+    with caplog.at_level("INFO", logger="audit.chain"):
+        assert chain.log_heads_daily() is True
+        assert chain.log_heads_daily() is False  # not again within a day
+    seq, entry_hash = chain.heads()["change"]
+    assert f"change:{seq}:{entry_hash}" in caplog.text

@@ -10,6 +10,7 @@ import threading
 from django.db import close_old_connections
 from viewflow.workflow.timers import fire_due_conditions, fire_due_start_timers, fire_due_timers
 
+from audit import chain
 from casework import services as case_services
 from notifications import outbox
 
@@ -31,6 +32,7 @@ def loop(interval: float, stop: threading.Event | None = None) -> None:
             fired = sweep()
             case_services.remind_interventions_due()  # once per intervention, the day before
             outbox.run_periodic()  # the same loop sends the e-mails (outbox, daily digest)
+            chain.log_heads_daily()  # the audit chains' heads, kept in the log (audit_verify --expect-head)
             if fired:
                 logger.info("timers: %s fired", fired)
         except Exception:  # a failing sweep must not stop the next ones
