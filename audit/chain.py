@@ -8,6 +8,7 @@ import ipaddress
 import json
 import logging
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -138,14 +139,24 @@ def anchor_hash(anchor, key: bytes | None = None) -> str:
     )
 
 
+# The explicit acting user of the service running now (`audited_atomic` sets it from the
+# service's `actor` argument): it signs the entries written outside a web request (management
+# commands, a shell), where auditlog's middleware has set no actor.
+_service_actor = ContextVar("audit_service_actor", default=None)
+
+
 def _complete(entry) -> None:
     """Called at the INSERT itself, after auditlog's pre_save receivers set the request's actor and
-    address: with no actor, the platform's system account signs the entry."""
+    address: with no actor, the acting user of the running service signs the entry, and failing
+    that the platform's system account (timers, automatic steps)."""
     from audit.actors import system_actor
 
     if entry.actor_id is None:
-        entry.actor = system_actor()
-        entry.actor_email = None
+        actor = _service_actor.get()
+        if actor is not None:
+            entry.actor, entry.actor_email = actor, actor.email or None
+        else:
+            entry.actor, entry.actor_email = system_actor(), None
     if entry.remote_addr and _ip(entry.remote_addr) is None:
         entry.remote_addr = None  # not an address (a forged X-Forwarded-For): not recorded
 
@@ -427,7 +438,12 @@ def audited_atomic(function=None):
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        with _audited():
-            return function(*args, **kwargs)
+        actor = kwargs.get("actor")
+        token = _service_actor.set(actor if getattr(actor, "pk", None) is not None else None)
+        try:
+            with _audited():
+                return function(*args, **kwargs)
+        finally:
+            _service_actor.reset(token)
 
     return wrapper

@@ -253,3 +253,13 @@ def test_the_background_loop_logs_the_heads_once_a_day(site, referent, caplog, m
         assert chain.log_heads_daily() is False  # not again within a day
     seq, entry_hash = chain.heads()["change"]
     assert f"change:{seq}:{entry_hash}" in caplog.text
+
+
+def test_a_service_run_outside_a_request_is_signed_by_its_acting_user(site, referent):
+    """A management command or a shell calls the services with an explicit actor: that person signs
+    the entries, not the platform."""
+    case = CaseFactory(site=site, referent=referent, enrolled=True)
+    need = services.need_create(actor=referent, case=case, category="housing", description="Logement")
+    entry = entries_for(need, AuditEntry.Action.CREATE).get()
+    assert entry.actor == referent
+    assert entry.actor_email == referent.email
