@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from audit.selectors import accesses_of
+from audit.selectors import viewers_of
 from audit.services import record_access
 from casework import rules, selectors, services
 from casework.enums import CaseOutcome
@@ -183,7 +183,7 @@ def case_detail(request, public_id):
         else None,
         **_comment_context(case, request.user),
         # Who displayed the case: shown to those who answer for it.
-        "accesses": accesses_of(case) if rules.is_referent_or_animator(case, request.user) else None,
+        "viewers": viewers_of(case) if rules.is_referent_or_animator(case, request.user) else None,
     }
     return render(request, "casework/case_detail.html", context)
 

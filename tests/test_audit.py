@@ -263,3 +263,34 @@ def test_a_service_run_outside_a_request_is_signed_by_its_acting_user(site, refe
     entry = entries_for(need, AuditEntry.Action.CREATE).get()
     assert entry.actor == referent
     assert entry.actor_email == referent.email
+
+
+def test_who_saw_the_case_lists_each_person_once_however_often_others_reload_it(
+    client, login, referent, animator, site
+):
+    """A partner who opened the case once stays listed after many reloads by the animator."""
+    from tests.factories import (
+        MembershipFactory,
+        NeedFactory,
+        OrganisationFactory,
+        ToolboxServiceFactory,
+        UserFactory,
+    )
+    from workflows import services as request_services
+
+    case = CaseFactory(site=site, referent=referent, active=True)
+    provider = OrganisationFactory(name="Plateforme mobilité")
+    ToolboxServiceFactory(category="mobility", provider=provider, territories=[site.territory])
+    partner = UserFactory(first_name="Paula", last_name="Partenaire")
+    MembershipFactory(user=partner, organisation=provider, can_be_referent=False)
+    need = NeedFactory(case=case, created_by=referent, category="mobility")
+    request_services.request_open(actor=referent, case=case, need=need, brief="Scooters", category="mobility")
+    url = reverse("case_detail", kwargs={"public_id": case.public_id})
+    assert login(client, partner).get(url).status_code == 200
+    for _ in range(35):
+        login(client, animator).get(url)
+    page = login(client, referent).get(url).content.decode()
+    viewers = page.split("data-viewers>")[1].split("</ul>")[0]
+    assert viewers.count("<li>") == 3  # the referent now, the animator, the partner
+    assert "Paula Partenaire — 1 consultation" in viewers
+    assert f"{animator} — 35 consultations" in viewers
