@@ -10,20 +10,9 @@ from django.utils.formats import date_format
 
 from audit import chain
 from audit.models import Chain
+from config.commands import positive_int
 
 CHAIN_NAMES = {Chain.ACCESS: "consultations", Chain.CHANGE: "modifications"}
-
-
-def positive_int(value, option: str) -> int:
-    """`value` (given on the command line or by call_command) as an integer ≥ 1, or a French
-    CommandError naming the option."""
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        raise CommandError(f"{option} doit être un nombre entier (reçu : {value!r}).") from None
-    if number < 1:
-        raise CommandError(f"{option} doit être un entier supérieur ou égal à 1 (reçu : {value!r}).")
-    return number
 
 
 class Command(BaseCommand):

@@ -13,16 +13,7 @@ from casework import retention
 from casework.enums import FINAL_CASE_STATES
 from casework.exceptions import BusinessRuleError
 from casework.models import Case
-
-
-def positive_int(value, option: str) -> int:
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        raise CommandError(f"{option} doit être un nombre entier (reçu : {value!r}).") from None
-    if number < 1:
-        raise CommandError(f"{option} doit être un entier supérieur ou égal à 1 (reçu : {value!r}).")
-    return number
+from config.commands import positive_int
 
 
 class Command(BaseCommand):
