@@ -18,7 +18,7 @@ PROCESS_NOISE = [
 ]
 
 
-CASE_DERIVED = ["last_activity_at", "open_requests", "overdue_requests", "next_deadline"]
+CASE_DERIVED = ["last_activity_at", "open_requests", "overdue_requests", "next_deadline", "red_at"]
 
 
 class AuditConfig(AppConfig):

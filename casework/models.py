@@ -5,12 +5,14 @@ the models hold the data, the database constraints and the case state machine.
 """
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
@@ -262,6 +264,28 @@ class CompanyContact(models.Model):
         return self.full_name
 
 
+# A case with nothing new for this many days needs attention (the status board shows it red).
+IDLE_DAYS = 14
+IDLE = timedelta(days=IDLE_DAYS)
+
+
+def _idle_from_now():
+    return timezone.now() + IDLE
+
+
+def red_at_expression(last_activity=None):
+    """SQL for `Case.red_at` from the row's own columns: the earlier of its nearest response
+    deadline and IDLE_DAYS after its last activity (`last_activity`, a datetime, when the same
+    UPDATE sets it). Coalesce: SQLite's MIN() gives NULL when the deadline is NULL."""
+    if last_activity is not None:
+        idle_at = models.Value(last_activity + IDLE)
+    else:
+        idle_at = models.ExpressionWrapper(
+            models.F("last_activity_at") + IDLE, output_field=models.DateTimeField()
+        )
+    return Coalesce(Least(models.F("next_deadline"), idle_at), idle_at)
+
+
 class CaseQuerySet(models.QuerySet):
     def open(self):
         return self.filter(state__in=OPEN_CASE_STATES)
@@ -307,6 +331,10 @@ class Case(ConcurrentTransitionMixin, models.Model):
     next_deadline = models.DateTimeField(
         _("nearest response deadline"), null=True, blank=True, editable=False
     )
+    # When the case turns (or turned) red: the earlier of `next_deadline` and IDLE_DAYS after the
+    # last activity. The board takes each column's most urgent cards from an index on it. Kept by
+    # `save()`, `services.record_activity` and `workflows.board.refresh_cases` (red_at_expression).
+    red_at = models.DateTimeField(_("turns red at"), default=_idle_from_now, editable=False)
     # Set when the case's free text and contacts were wiped after the retention period
     # (casework.retention); its states, outcome, dates and counts stay for the statistics.
     anonymised_at = models.DateTimeField(_("anonymised at"), null=True, blank=True, editable=False)
@@ -341,10 +369,18 @@ class Case(ConcurrentTransitionMixin, models.Model):
                 include=["last_activity_at", "overdue_requests", "next_deadline", "referent", "id"],
                 name="case_board_idx",
             ),
+            models.Index(fields=["state", "red_at"], name="case_board_order_idx"),
         ]
 
     def __str__(self):
         return f"{self.company} — {self.site}"
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "last_activity_at" in update_fields:
+            # From the row as saved (its next_deadline is kept by workflows, not by this instance).
+            Case.objects.filter(pk=self.pk).update(red_at=red_at_expression())
 
     @property
     def is_open(self) -> bool:

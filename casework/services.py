@@ -34,6 +34,7 @@ from casework.models import (
     Organisation,
     PilotSite,
     User,
+    red_at_expression,
 )
 from casework.validators import normalise_naf, normalise_siret
 from notifications.delivery import board_ring_after_commit
@@ -213,7 +214,8 @@ def case_propose(
 def record_activity(case: Case, now=None) -> None:
     """Something happened on the case: date it (the board's "days since the last activity") and,
     after commit, ring the board of its pilot site."""
-    Case.objects.filter(pk=case.pk).update(last_activity_at=now or timezone.now())
+    now = now or timezone.now()
+    Case.objects.filter(pk=case.pk).update(last_activity_at=now, red_at=red_at_expression(now))
     board_ring_after_commit(case.site_id, case.public_id)
 
 

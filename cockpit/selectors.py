@@ -97,9 +97,7 @@ class Board:
     sites: list
     columns: list
     thresholds: Thresholds
-    referents: (
-        list  # of the open cases of the board under the other filters (the referent filter's choices)
-    )
+    referents: list  # of the open cases of the board under the other filters (the referent filter's choices)
 
     @property
     def count(self) -> int:
@@ -142,6 +140,7 @@ CARD_FIELDS = (
     "open_requests",
     "overdue_requests",
     "last_activity_at",
+    "red_at",
     "urgency",
 )
 
@@ -178,20 +177,17 @@ def board(user, sites, *, referent_id=None, category="", overdue_only=False, now
     if referent_id:
         cases = cases.filter(referent_id=referent_id)
     for state, column in columns.items():
-        # The column's most urgent cases, chosen from the narrow board index (a top-N sort of this
-        # column only); their company, referent and site are joined for those rows alone.
-        top = (
-            cases.filter(state=state)
-            .order_by("urgency", "last_activity_at", "pk")
-            .values("pk")[:CARD_LIMIT]
-        )
+        # The column's most urgent cases: those that turned (or turn) red first — every red case
+        # before any other, since a case is red exactly when its `red_at` has passed. Read from the
+        # (state, red_at) index; their company, referent and site are joined for those rows alone.
+        top = cases.filter(state=state).order_by("red_at", "pk").values("pk")[:CARD_LIMIT]
         rows = (
             Case.objects.filter(pk__in=top)
             .annotate(urgency=_urgency(thresholds))
             .order_by()  # sorted below: no need for the model's default ordering
             .values(*CARD_FIELDS)
         )
-        ordered = sorted(rows, key=lambda row: (row["urgency"], row["last_activity_at"]))
+        ordered = sorted(rows, key=lambda row: (row["red_at"], row["public_id"]))
         column.cards = [_card(row, thresholds) for row in ordered]
     referents = list(User.objects.filter(pk__in=referent_ids).order_by("last_name", "first_name", "pk"))
     return Board(

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from viewflow.workflow.models import Task
 
+from casework import services as case_services
 from casework.enums import OPEN_CASE_STATES, CaseState, ToolboxCategory
 from casework.models import Case
 from cockpit import selectors
@@ -26,6 +27,7 @@ from tests.factories import (
 from workflows import services as request_services
 from workflows.business_days import add_business_days
 from workflows.flows import ServiceRequestFlow
+from workflows.models import ServiceRequest
 
 pytestmark = pytest.mark.django_db
 
@@ -136,7 +138,7 @@ def test_a_column_longer_than_the_card_limit_still_counts_every_case(
     for _ in range(7):
         CaseFactory(site=site, active=True)
     stale = CaseFactory(site=site, active=True)
-    Case.objects.filter(pk=stale.pk).update(last_activity_at=timezone.now() - timedelta(days=20))
+    case_services.record_activity(stale, timezone.now() - timedelta(days=20))
     html = login(client, animator).get(reverse("board", kwargs={"slug": site.slug})).content.decode()
     counter, cards = read_board(html)["active"]
     assert counter == 8 and len(cards) == 4
@@ -196,9 +198,11 @@ def test_the_request_figures_of_a_card_follow_the_request_steps(site, referent):
     case.refresh_from_db()
     request.refresh_from_db()
     assert (case.open_requests, case.overdue_requests, case.next_deadline) == (1, 0, request.deadline)
+    assert case.red_at == request.deadline  # before 14 days without activity
     claim_and_accept(agent, request)
     case.refresh_from_db()
     assert (case.open_requests, case.overdue_requests, case.next_deadline) == (1, 0, None)
+    assert case.red_at == case.last_activity_at + timedelta(days=14)
     request_services.request_cancel(actor=referent, request=request, reason="Plus nécessaire")
     case.refresh_from_db()
     assert (case.open_requests, case.next_deadline) == (0, None)
@@ -263,3 +267,38 @@ def test_board_query_count_is_the_same_at_10_and_120_cases(
             assert client.get(url, {"overdue": "on"}).status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
+
+
+def test_a_request_past_its_deadline_turns_the_card_red_through_the_timer(
+    client, login, site, referent, animator
+):
+    """The deadline timer marks the request overdue: the case's figures follow, and its card is red
+    and first in its column."""
+    from workflows import timers
+
+    case, request, _agent = routed_request(site, referent)
+    calm = CaseFactory(site=site, active=True)
+    Task.objects.filter(process_id=request.pk, flow_task_type="TIMER").update(
+        scheduled=timezone.now() - timedelta(minutes=1)
+    )
+    ServiceRequest.objects.filter(pk=request.pk).update(deadline=timezone.now() - timedelta(minutes=1))
+    assert timers.sweep() == 1
+    case.refresh_from_db()
+    assert (case.open_requests, case.overdue_requests) == (1, 1)
+    assert case.red_at < timezone.now()
+    cards = read_board(
+        login(client, animator).get(reverse("board", kwargs={"slug": site.slug})).content.decode()
+    )
+    assert cards["active"][1] == [(str(case.public_id), "red"), (str(calm.public_id), "green")]
+
+
+def test_activity_moves_the_moment_a_case_turns_red(site):
+    case = CaseFactory(site=site, active=True)
+    past = timezone.now() - timedelta(days=30)
+    case_services.record_activity(case, past)
+    case.refresh_from_db()
+    assert case.red_at == past + timedelta(days=14)
+    case.last_activity_at = timezone.now()
+    case.save(update_fields=["last_activity_at"])  # a service saving the case with its activity
+    case.refresh_from_db()
+    assert case.red_at == case.last_activity_at + timedelta(days=14)

@@ -3,13 +3,14 @@
 The board shows, for every case, its open requests, those past their response deadline and the
 nearest response deadline. Reading them from the requests would make the board an aggregate over
 every request of every case; they are kept on `Case` instead (`open_requests`, `overdue_requests`,
-`next_deadline`), refreshed here in the transaction of every request step (`events.record` calls
-`refresh_case`), so the board is one scan of the cases (docs/performance.md)."""
+`next_deadline`, and `red_at` which orders the cards), refreshed here in the transaction of every
+request step (`events.record` calls `refresh_case`), so the board is one scan of the cases
+(docs/performance.md)."""
 
-from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from casework.models import Case
+from casework.models import Case, red_at_expression
 from notifications.delivery import board_ring_after_commit
 from workflows.models import OPEN_REQUEST_STATUSES, PROVIDER_STATUSES, ServiceRequest
 
@@ -19,15 +20,22 @@ def _count(requests) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def refresh_case(case_id: int, site_id: int, case_public_id) -> None:
-    """Recompute the case's request summary (one UPDATE) and ring its site's board after commit."""
+def refresh_cases(cases: QuerySet) -> int:
+    """Recompute the request summary of `cases` from their requests (two UPDATEs whatever their
+    number: the figures, then `red_at` from them). The nearest deadline is that of a request
+    waiting for its partner's answer, or of one whose deadline passed (overdue)."""
     requests = ServiceRequest.objects.filter(case_id=OuterRef("pk"), stage__in=OPEN_REQUEST_STATUSES)
-    waiting = ServiceRequest.objects.filter(
-        case_id=OuterRef("pk"), stage__in=PROVIDER_STATUSES, deadline__isnull=False
-    )
-    Case.objects.filter(pk=case_id).update(
+    deadlines = requests.filter(Q(stage__in=PROVIDER_STATUSES) | Q(overdue=True), deadline__isnull=False)
+    updated = cases.update(
         open_requests=_count(requests),
         overdue_requests=_count(requests.filter(overdue=True)),
-        next_deadline=Subquery(waiting.order_by("deadline").values("deadline")[:1]),
+        next_deadline=Subquery(deadlines.order_by("deadline").values("deadline")[:1]),
     )
+    cases.update(red_at=red_at_expression())
+    return updated
+
+
+def refresh_case(case_id: int, site_id: int, case_public_id) -> None:
+    """Recompute one case's summary and ring its site's board after commit."""
+    refresh_cases(Case.objects.filter(pk=case_id))
     board_ring_after_commit(site_id, case_public_id)
