@@ -8,6 +8,7 @@ aggregates requests. Every case comes from `Case.objects.visible_to(user)`."""
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Case as Choose
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
@@ -176,19 +177,22 @@ def board(user, sites, *, referent_id=None, category="", overdue_only=False, now
         column.lights[LIGHTS[row["urgency"]]] += row["n"]
     if referent_id:
         cases = cases.filter(referent_id=referent_id)
-    for state, column in columns.items():
-        # The column's most urgent cases: those that turned (or turn) red first — every red case
-        # before any other, since a case is red exactly when its `red_at` has passed. Read from the
-        # (state, red_at) index; their company, referent and site are joined for those rows alone.
-        top = cases.filter(state=state).order_by("red_at", "pk").values("pk")[:CARD_LIMIT]
+    # Each column's most urgent cases: those that turned (or turn) red first — every red case
+    # before any other, since a case is red exactly when its `red_at` has passed. Each column's top
+    # is read from the (state, red_at) index; company, referent and site are joined for those rows
+    # alone. PostgreSQL takes the columns' tops in one UNION ALL; SQLite cannot order inside one.
+    tops = [cases.filter(state=state).order_by("red_at", "pk").values("pk")[:CARD_LIMIT] for state in columns]
+    if connection.features.supports_slicing_ordering_in_compound:
+        tops = [tops[0].union(*tops[1:], all=True)]
+    for top in tops:
         rows = (
             Case.objects.filter(pk__in=top)
             .annotate(urgency=_urgency(thresholds))
             .order_by()  # sorted below: no need for the model's default ordering
-            .values(*CARD_FIELDS)
+            .values("state", *CARD_FIELDS)
         )
-        ordered = sorted(rows, key=lambda row: (row["red_at"], row["public_id"]))
-        column.cards = [_card(row, thresholds) for row in ordered]
+        for row in sorted(rows, key=lambda row: (row["red_at"], row["public_id"])):
+            columns[row["state"]].cards.append(_card(row, thresholds))
     referents = list(User.objects.filter(pk__in=referent_ids).order_by("last_name", "first_name", "pk"))
     return Board(
         sites=list(sites), columns=list(columns.values()), thresholds=thresholds, referents=referents
