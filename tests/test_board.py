@@ -302,3 +302,37 @@ def test_activity_moves_the_moment_a_case_turns_red(site):
     case.save(update_fields=["last_activity_at"])  # a service saving the case with its activity
     case.refresh_from_db()
     assert case.red_at == case.last_activity_at + timedelta(days=14)
+
+
+@pytest.mark.django_db(transaction=True)  # rings leave after commit
+def test_an_acceptance_reaches_the_animators_open_board_over_its_socket(
+    site, referent, animator, client, login
+):
+    """The board page listens to its site's events: the agent's acceptance rings it (after commit),
+    and the part it then reloads shows the card moved."""
+    from asgiref.sync import async_to_sync, sync_to_async
+
+    from tests.test_notifications_live import connect
+
+    case, request, agent = routed_request(site, referent, response_days=1)
+
+    async def scenario():
+        socket, connected, _ = await connect(animator)
+        assert connected
+        await socket.send_json_to({"type": "hello", "last_id": 10**9})
+        await sync_to_async(claim_and_accept)(agent, request)
+        messages = []
+        while True:  # the claim and the acceptance may each ring the board
+            message = await socket.receive_json_from(timeout=3)
+            messages.append(message)
+            if message["type"] == "board":
+                break
+        await socket.disconnect()
+        return messages[-1]
+
+    board_message = async_to_sync(scenario)()
+    assert board_message == {"type": "board", "site": site.pk, "case": str(case.public_id)}
+    partial = login(client, animator).get(
+        reverse("board", kwargs={"slug": site.slug}), headers={"HX-Request": "true"}
+    )
+    assert read_board(partial.content.decode())["active"][1] == [(str(case.public_id), "green")]
