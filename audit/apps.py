@@ -27,6 +27,7 @@ class AuditConfig(AppConfig):
 
     def ready(self):
         from casework import models as casework
+        from cockpit import models as cockpit
         from workflows import models as workflows
 
         # Every business model; not viewflow's Task (its own columns record who and when), and
@@ -55,6 +56,8 @@ class AuditConfig(AppConfig):
         register(casework.User, exclude=["password", "last_login"])
         register(casework.CaseComment, m2m_fields={"mentions"})
         register(workflows.ServiceRequest, exclude=PROCESS_NOISE)
+        # Who created or revoked a calendar link, never the hash of its secret.
+        register(cockpit.CalendarFeed, exclude=["token_hash"])
 
 
 def register(model, exclude=(), **options):
