@@ -10,7 +10,7 @@ from dsfr.utils import dsfr_input_class_attr
 
 from casework.enums import CaseOutcome, CaseState, SizeBand, ToolboxCategory
 from casework.models import Membership, Need, Organisation, PilotSite, Territory
-from casework.validators import normalise_naf, normalise_siret
+from casework.validators import normalise_naf, normalise_siret, validate_plan_date
 
 # django-dsfr marks optional fields with this string and ships no French for it: declared here
 # so that it enters our catalogue (« (facultatif) »).
@@ -140,6 +140,10 @@ class NeedForm(DsfrModelForm):
                 "For example: recruit 3 welders, train 5 operators, housing for seasonal staff."
             ),
         }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["deadline"].validators.append(validate_plan_date)
 
     def clean_description(self):
         description = self.cleaned_data["description"].strip()

@@ -1,8 +1,11 @@
 """Validation of French company identifiers, with messages users can act on."""
 
+import datetime
 import re
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 from stdnum import exceptions as stdnum_exceptions
 from stdnum.fr import siret as stdnum_siret
@@ -35,7 +38,9 @@ def normalise_siret(value: str) -> str:
         raise ValidationError(_("A SIRET number contains digits only."), code="siret_format") from None
     except stdnum_exceptions.InvalidChecksum:
         raise ValidationError(
-            _("This SIRET number is not valid: its check digit is wrong. Check it on the company's Kbis."),
+            _(
+                "This SIRET number is not valid: its check digit is wrong. Check it on the company's Kbis."
+            ),
             code="siret_checksum",
         ) from None
     except stdnum_exceptions.ValidationError:
@@ -59,3 +64,26 @@ def normalise_naf(value: str) -> str:
 
 def validate_naf(value: str) -> None:
     normalise_naf(value)
+
+
+# Dates of a plan (a need's "wanted by", a request's "wanted by", an intervention's day): from the
+# year before the pilot sites opened to five years ahead. Anything else is a typo (0026 for 2026,
+# 9999) that would sort wrongly and reach calendars.
+PLAN_DATE_MIN = datetime.date(2020, 1, 1)
+PLAN_YEARS_AHEAD = 5
+
+
+def validate_plan_date(value) -> None:
+    if value is None:
+        return
+    today = timezone.localdate()
+    latest = today.replace(year=today.year + PLAN_YEARS_AHEAD, day=min(today.day, 28))
+    if not PLAN_DATE_MIN <= value <= latest:
+        raise ValidationError(
+            _("Choose a date between %(first)s and %(last)s."),
+            code="plan_date_range",
+            params={
+                "first": date_format(PLAN_DATE_MIN, "SHORT_DATE_FORMAT"),
+                "last": date_format(latest, "SHORT_DATE_FORMAT"),
+            },
+        )

@@ -130,3 +130,30 @@ def test_malformed_naf_code_is_refused(typed):
 def test_naf_with_non_ascii_digits_is_refused(typed):
     with pytest.raises(ValidationError):
         normalise_naf(typed)
+
+
+@pytest.mark.parametrize("typed", ["0026-05-12", "1999-12-31", "9999-12-31"])
+def test_a_plan_date_out_of_range_is_refused_in_french(client, login, site, referent, typed):
+    """A typo in a "wanted by" date (0026 for 2026) is explained, and nothing is saved."""
+    from django.urls import reverse
+
+    from casework.models import Need
+    from tests.factories import CaseFactory
+
+    case = CaseFactory(site=site, referent=referent, enrolled=True)
+    response = login(client, referent).post(
+        reverse("need_create", kwargs={"public_id": case.public_id}),
+        {"category": "housing", "description": "Logement", "quantity": 1, "deadline": typed},
+    )
+    assert response.status_code == 200
+    assert "Choisissez une date entre le 01/01/2020 et le" in response.content.decode()
+    assert not Need.objects.filter(case=case).exists()
+
+
+def test_a_plan_date_in_range_is_accepted():
+    from django.utils import timezone
+
+    from casework.validators import validate_plan_date
+
+    validate_plan_date(timezone.localdate())
+    validate_plan_date(None)

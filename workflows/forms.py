@@ -6,6 +6,7 @@ from dsfr.forms import DsfrBaseForm
 from casework.enums import CaseOutcome, InterventionKind, InterventionStatus, NeedStatus, ToolboxCategory
 from casework.forms import DateInput
 from casework.models import Membership, Need, Organisation, ToolboxService
+from casework.validators import validate_plan_date
 from workflows.models import DeclineReason, EscalationDecision
 
 
@@ -25,7 +26,9 @@ class RequestOpenForm(DsfrBaseForm):
         max_length=5000,
         widget=forms.Textarea(attrs={"rows": 4}),
     )
-    desired_date = forms.DateField(label=_("Wanted by"), required=False, widget=DateInput())
+    desired_date = forms.DateField(
+        label=_("Wanted by"), required=False, widget=DateInput(), validators=[validate_plan_date]
+    )
     submission_id = forms.UUIDField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, case, services, **kwargs):
@@ -61,7 +64,7 @@ class DispatchForm(DsfrBaseForm):
 
 class InterventionPlanForm(DsfrBaseForm):
     kind = forms.ChoiceField(label=_("Kind"), choices=InterventionKind.choices)
-    planned_on = forms.DateField(label=_("Planned on"), widget=DateInput())
+    planned_on = forms.DateField(label=_("Planned on"), widget=DateInput(), validators=[validate_plan_date])
     notes = forms.CharField(
         label=_("Notes"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
     )
