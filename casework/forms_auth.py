@@ -2,6 +2,8 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.validators import MaxLengthValidator
 from dsfr.forms import DsfrBaseForm
 
+PASSWORD_MAX_LENGTH = 1024
+
 
 class LoginForm(DsfrBaseForm, AuthenticationForm):
     """Django's login form rendered with the State design system."""
@@ -14,3 +16,7 @@ class LoginForm(DsfrBaseForm, AuthenticationForm):
         # a longer name: refused here, with Django's usual message.
         username = self.fields["username"]
         username.validators.append(MaxLengthValidator(username.max_length))
+        # Hashing is slow on purpose: a password of megabytes would keep a worker busy. No real
+        # password is longer than this.
+        self.fields["password"].max_length = PASSWORD_MAX_LENGTH
+        self.fields["password"].validators.append(MaxLengthValidator(PASSWORD_MAX_LENGTH))

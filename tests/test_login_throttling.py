@@ -64,3 +64,13 @@ def test_passwords_are_checked_by_djangos_validators(settings):
         with pytest.raises(ValidationError):
             validate_password(weak, user)
     validate_password("Ponts-de-Cé-2026-Loire", user)
+
+
+def test_a_megabyte_password_is_refused_before_any_hashing(client):
+    """A huge password would keep a worker busy hashing it: the form refuses it first, with
+    Django's usual French message naming the limit."""
+    user = UserFactory(username="long@x.fr")
+    response = sign_in(client, user.username, "x" * 1_000_000)
+    assert response.status_code == 200
+    assert "_auth_user_id" not in client.session
+    assert "1024" in response.content.decode()
