@@ -273,17 +273,18 @@ def _idle_from_now():
     return timezone.now() + IDLE
 
 
-def red_at_expression(last_activity=None):
+def red_at_expression(last_activity=None, deadline=None):
     """SQL for `Case.red_at` from the row's own columns: the earlier of its nearest response
-    deadline and IDLE_DAYS after its last activity (`last_activity`, a datetime, when the same
-    UPDATE sets it). Coalesce: SQLite's MIN() gives NULL when the deadline is NULL."""
+    deadline and IDLE_DAYS after its last activity (`last_activity`, a datetime, or `deadline`, an
+    expression, when the same UPDATE sets them). Coalesce: SQLite's MIN() gives NULL when the
+    deadline is NULL."""
     if last_activity is not None:
         idle_at = models.Value(last_activity + IDLE)
     else:
         idle_at = models.ExpressionWrapper(
             models.F("last_activity_at") + IDLE, output_field=models.DateTimeField()
         )
-    return Coalesce(Least(models.F("next_deadline"), idle_at), idle_at)
+    return Coalesce(Least(deadline if deadline is not None else models.F("next_deadline"), idle_at), idle_at)
 
 
 class CaseQuerySet(models.QuerySet):

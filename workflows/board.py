@@ -21,18 +21,19 @@ def _count(requests) -> Coalesce:
 
 
 def refresh_cases(cases: QuerySet) -> int:
-    """Recompute the request summary of `cases` from their requests (two UPDATEs whatever their
-    number: the figures, then `red_at` from them). The nearest deadline is that of a request
+    """Recompute the request summary of `cases` from their requests (one UPDATE whatever their
+    number). The nearest deadline is that of a request
     waiting for its partner's answer, or of one whose deadline passed (overdue)."""
     requests = ServiceRequest.objects.filter(case_id=OuterRef("pk"), stage__in=OPEN_REQUEST_STATUSES)
     deadlines = requests.filter(Q(stage__in=PROVIDER_STATUSES) | Q(overdue=True), deadline__isnull=False)
-    updated = cases.update(
+    nearest = deadlines.order_by("deadline").values("deadline")[:1]
+    return cases.update(
         open_requests=_count(requests),
         overdue_requests=_count(requests.filter(overdue=True)),
-        next_deadline=Subquery(deadlines.order_by("deadline").values("deadline")[:1]),
+        next_deadline=Subquery(nearest),
+        # The SET clauses see the row as it was: red_at reads the new deadline from the subquery.
+        red_at=red_at_expression(deadline=Subquery(nearest)),
     )
-    cases.update(red_at=red_at_expression())
-    return updated
 
 
 def refresh_case(case_id: int, site_id: int, case_public_id) -> None:
