@@ -5,19 +5,21 @@ from datetime import date, timedelta
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 from dsfr.forms import DsfrBaseForm
 
 from audit import selectors
-from casework.forms import DateInput
+from casework.forms import DateInput, PeriodMixin
 
 MAX_PERIOD_DAYS = 366
 EARLIEST = date(2000, 1, 1)  # nothing is older than the platform: earlier dates are typing errors
 
 
-class AccessReportForm(DsfrBaseForm):
+class AccessReportForm(PeriodMixin, DsfrBaseForm):
     """Whose displays, and over which days (both included)."""
+
+    max_days = MAX_PERIOD_DAYS
+    earliest = EARLIEST
 
     user = forms.CharField(
         label=_("User"),
@@ -52,33 +54,3 @@ class AccessReportForm(DsfrBaseForm):
             _("Several accounts match this e-mail address or username: enter the exact username."),
             code="ambiguous",
         )
-
-    def _clean_day(self, name):
-        day = self.cleaned_data[name]
-        if day < EARLIEST:
-            raise ValidationError(
-                _("Choose a date from %(date)s onwards.")
-                % {"date": date_format(EARLIEST, "SHORT_DATE_FORMAT")},
-                code="too_early",
-            )
-        if day > timezone.localdate():
-            raise ValidationError(_("Choose a date no later than today."), code="future")
-        return day
-
-    def clean_start(self):
-        return self._clean_day("start")
-
-    def clean_end(self):
-        return self._clean_day("end")
-
-    def clean(self):
-        data = super().clean()
-        start, end = data.get("start"), data.get("end")
-        if start and end:
-            if start > end:
-                self.add_error("end", _("The end date must be on or after the start date."))
-            elif end - start >= timedelta(days=MAX_PERIOD_DAYS):
-                self.add_error(
-                    "end", _("Choose a period of at most %(days)s days.") % {"days": MAX_PERIOD_DAYS}
-                )
-        return data

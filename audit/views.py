@@ -14,10 +14,9 @@ from django.views.decorators.http import require_GET
 from audit import selectors
 from audit.forms import AccessReportForm
 from audit.services import record_access
+from casework.spreadsheet import safe_cell as _cell
 
 REPORT_PAGE_SIZE = 50
-# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _admins_only(request) -> None:
@@ -84,10 +83,6 @@ def access_report_csv(request):
             ]
         )
     return response
-
-
-def _cell(value: str) -> str:
-    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
 
 
 def _when(moment) -> str:

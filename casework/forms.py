@@ -1,9 +1,12 @@
 """Forms validate and explain input; the services decide. Every message is in plain French."""
 
+import datetime
 import re
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 from dsfr.forms import DsfrBaseForm, DsfrBoundField
 from dsfr.utils import dsfr_input_class_attr
@@ -32,6 +35,53 @@ class DateInput(forms.DateInput):
 
     def __init__(self, **kwargs):
         super().__init__(format="%Y-%m-%d", **kwargs)
+
+
+class PeriodMixin:
+    """`start` and `end` date fields of a report (both days included): no date before `earliest`
+    (earlier ones are typing errors) nor after `latest()`, the start not after the end, at most
+    `max_days` days. Explained in French on the fields."""
+
+    earliest = datetime.date(2000, 1, 1)  # nothing is older than the platform
+    max_days = 366
+    ahead_days = 0  # how far after today the end may go
+
+    def _clean_day(self, name):
+        day = self.cleaned_data[name]
+        latest = timezone.localdate() + datetime.timedelta(days=self.ahead_days)
+        if day < self.earliest:
+            raise ValidationError(
+                _("Choose a date from %(date)s onwards.")
+                % {"date": date_format(self.earliest, "SHORT_DATE_FORMAT")},
+                code="too_early",
+            )
+        if day > latest:
+            if not self.ahead_days:
+                raise ValidationError(_("Choose a date no later than today."), code="future")
+            raise ValidationError(
+                _("Choose a date no later than %(date)s.")
+                % {"date": date_format(latest, "SHORT_DATE_FORMAT")},
+                code="too_late",
+            )
+        return day
+
+    def clean_start(self):
+        return self._clean_day("start")
+
+    def clean_end(self):
+        return self._clean_day("end")
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start and end:
+            if start > end:
+                self.add_error("end", _("The end date must be on or after the start date."))
+            elif (end - start).days + 1 > self.max_days:
+                self.add_error(
+                    "end", _("Choose a period of at most %(days)s days.") % {"days": self.max_days}
+                )
+        return data
 
 
 class CaseProposeForm(DsfrBaseForm):

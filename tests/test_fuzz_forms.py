@@ -686,6 +686,39 @@ def board_filter(url_name, who):
     return build
 
 
+def clefop_report(url_name):
+    """The CLEFOP report and its exports (the form lives in cockpit/report_forms.py): a read."""
+
+    def build(w):
+        a_case(w, CaseState.ENROLLED)
+        return Target(
+            w.animator,
+            reverse(url_name),
+            {
+                "site": F(st.sampled_from(["", w.site.slug]), st.one_of(junk_text(), st.just("saumur"))),
+                "start": a_date(),
+                "end": a_date(),
+            },
+            method="get",
+            may_change=frozenset(),
+            saved=lambda response: True,
+        )
+
+    return build
+
+
+def calendar_settings(w):
+    """Create, replace or revoke one's calendar link: one button, whose value names the action."""
+    return Target(
+        w.referent,
+        reverse("calendar_settings"),
+        {"action": choice(["create", "revoke"])},
+        may_change=frozenset({"cockpit.CalendarFeed", "audit.AuditEntry"}),
+        # A created link is shown on the page (200), once; a revocation or a refusal redirects.
+        saved=lambda response: response.status_code == 302 or b"data-feed-url" in response.content,
+    )
+
+
 # name -> (builder, Form classes it covers, URL name it covers)
 SPECS = {
     "login": (login, {"LoginForm"}, "login"),
@@ -773,6 +806,11 @@ SPECS = {
     "board_region_filter": (board_filter("board_region", "admin"), set(), "board_region"),
     "access_report": (access_report("audit_access_report"), {"AccessReportForm"}, "audit_access_report"),
     "access_report_csv": (access_report("audit_access_report_csv"), set(), "audit_access_report_csv"),
+    **{
+        name: (clefop_report(name), {"ReportForm"} if name == "clefop_report" else set(), name)
+        for name in ("clefop_report", "clefop_report_xlsx", "clefop_report_csv")
+    },
+    "calendar_settings": (calendar_settings, set(), "calendar_settings"),
 }
 
 # Named URLs that take no user input beyond their address (or are not ours), with the reason.
@@ -786,6 +824,7 @@ NOT_FUZZED_URLS = {
     "logout": "POST without fields",
     "admin:index": "Django's admin, platform administrators only",
     "admin_login_redirect": "redirect to the login page",
+    "calendar_feed": "GET of a secret token in the path, looked up by its hash (tests/test_calendar.py)",
 }
 # Form classes that are not forms of a page.
 NOT_FUZZED_FORMS = {"DsfrModelForm": "base class of the model forms, no fields of its own"}
@@ -794,9 +833,9 @@ NOT_FUZZED_FORMS = {"DsfrModelForm": "base class of the model forms, no fields o
 def _form_modules():
     """The forms modules of every app of the project (a new app's forms are found too)."""
     for config in _project_apps():
-        for module in ("forms", "forms_auth"):
-            if os.path.exists(os.path.join(config.path, f"{module}.py")):
-                yield f"{config.name}.{module}"
+        for filename in sorted(os.listdir(config.path)):
+            if filename.endswith("forms.py") or filename.startswith("forms_"):
+                yield f"{config.name}.{filename[:-3]}"
 
 
 # --- Coverage, generated from the code ------------------------------------------------------------

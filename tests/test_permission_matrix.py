@@ -133,6 +133,22 @@ MATRIX["board_region"] = {
     "GET": _by_role({"site_animator": 302, "other_animator": 302, "admin": 200}, 404),
     "POST": _by_role({}, 405),
 }
+# The CLEFOP report and its exports: administrators (every site), animators (their sites) and
+# observers (the sites of the territories they observe); a 404 for everyone else. Read-only: 405.
+for _name in ("clefop_report", "clefop_report_xlsx", "clefop_report_csv"):
+    MATRIX[_name] = {
+        "GET": _by_role({"admin": 200, "site_animator": 200, "other_animator": 200, "observer": 200}, 404),
+        "POST": _by_role({}, 405),
+    }
+# « Mon agenda »: everyone signed in manages their own link (POST: create → 200 with the link shown
+# once; no action → 302 back with a message). The feed itself is read by calendar clients without a
+# session: a wrong token is a 404 for everyone, signed in or not (its own test covers the right one).
+MATRIX["calendar_settings"] = {"GET": _by_role({}, 200), "POST": _by_role({}, 302)}
+# (A signed-in browser without the charter is sent to it first, as everywhere.)
+MATRIX["calendar_feed"] = {
+    "GET": {**dict.fromkeys(ROLES, 404), "no_charter": CHARTER},
+    "POST": {**dict.fromkeys(ROLES, 405), "no_charter": CHARTER},
+}
 
 
 def _named_urls(resolver=None, namespace=""):
@@ -194,6 +210,7 @@ def world(site, other_site, referent, other_referent, agent, animator, observer,
         "request_detail": {"public_id": service_request.public_id},
         "request_action": {"public_id": service_request.public_id, "name": "cancel"},
         "board": {"slug": site.slug},
+        "calendar_feed": {"token": "jeton-inconnu"},
     }
     return {"users": users, "kwargs": kwargs, "case": case, "other_case": other_case}
 
