@@ -49,8 +49,9 @@ from django.utils.translation import gettext_lazy as _
 
 from casework.enums import CaseOutcome, CaseState, InterventionStatus, ToolboxCategory
 from casework.models import Case, Intervention, Need, PilotSite
-from casework.rules import NOTHING, user_roles
+from casework.rules import user_roles
 from casework.selectors import SMALL_COUNT
+from cockpit.rules import report_sites_q
 from workflows.business_days import business_days_between
 from workflows.models import DeclineReason, EventKind, RequestDecline, RequestEvent, ServiceRequest
 
@@ -63,23 +64,6 @@ CURRENT, PREVIOUS = "current", "previous"
 PERIODS = (CURRENT, PREVIOUS)
 
 COUNT, DAYS, PERCENT = "count", "days", "percent"
-
-
-def report_sites_q(user) -> Q:
-    """The pilot sites whose CLEFOP report the user may read (a Q over PilotSite)."""
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return NOTHING
-    if not user.has_accepted_current_charter:
-        return NOTHING
-    if user.is_platform_admin:
-        return Q()
-    roles = user_roles(user)
-    allowed = NOTHING
-    if roles.animated_site_ids:
-        allowed |= Q(pk__in=roles.animated_site_ids)
-    if roles.observed_territory_ids:
-        allowed |= Q(territory_id__in=roles.observed_territory_ids)
-    return allowed
 
 
 def report_sites(user) -> list[PilotSite]:
