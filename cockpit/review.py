@@ -39,6 +39,8 @@ PROPOSED, ENROLLED, OVERDUE, DECLINED, ESCALATION, WAITING, INTERVENTION, IDLE_C
     "idle",
 )
 ORDER = [PROPOSED, ENROLLED, OVERDUE, DECLINED, ESCALATION, WAITING, INTERVENTION, IDLE_CASE]
+# With no previous review recorded, the agenda covers the last week.
+DEFAULT_WINDOW_DAYS = 7
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from cockpit import calendar_views, report_views, views
 urlpatterns = [
     path("pilotage/", views.board_region, name="board_region"),
     path("pilotage/<slug:slug>/", views.board, name="board"),
+    path("pilotage/<slug:slug>/ordre-du-jour/", views.review_agenda, name="review_agenda"),
 ]
 
 # The CLEFOP report (cockpit.report_views): outside « pilotage/ », so that no site's short name hides

@@ -1,13 +1,17 @@
-"""The animators' cockpit: status boards. Thin views over cockpit.selectors."""
+"""The animators' cockpit: status boards and the weekly review's agenda. Thin views over
+cockpit.selectors and cockpit.review."""
+
+from datetime import timedelta
 
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from cockpit import selectors
+from cockpit import review, selectors
 from cockpit.forms import BoardFilterForm
 
 
@@ -56,3 +60,20 @@ def _render_board(request, sites, *, regional):
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+@require_GET
+def review_agenda(request, slug):
+    """The agenda of the site's next weekly review, generated from what happened over the last 7
+    days and what needs the animators now. Read-only until reviews are recorded."""
+    sites = [site for site in selectors.board_sites(request.user) if site.slug == slug]
+    if not sites:
+        raise Http404
+    now = timezone.now()
+    since = now - timedelta(days=review.DEFAULT_WINDOW_DAYS)
+    items = review.agenda(request.user, sites[0], since=since, until=now)
+    return render(
+        request,
+        "cockpit/review_agenda.html",
+        {"site": sites[0], "items": items, "since": since, "until": now},
+    )

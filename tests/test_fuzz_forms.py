@@ -825,6 +825,7 @@ NOT_FUZZED_URLS = {
     "admin:index": "Django's admin, platform administrators only",
     "admin_login_redirect": "redirect to the login page",
     "calendar_feed": "GET of a secret token in the path, looked up by its hash (tests/test_calendar.py)",
+    "review_agenda": "GET page without parameters (the site is in the path, as for the board)",
 }
 # Form classes that are not forms of a page.
 NOT_FUZZED_FORMS = {"DsfrModelForm": "base class of the model forms, no fields of its own"}

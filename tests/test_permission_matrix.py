@@ -71,7 +71,10 @@ def _case_readers(get_ok, post_ok, method_not_allowed=None):
 # url name -> expected answers per method and role (an int status, LOGIN or CHARTER)
 MATRIX = {
     "login": {"GET": dict.fromkeys(ROLES, 200), "POST": dict.fromkeys(ROLES, 200)},
-    "logout": {"GET": {**dict.fromkeys(ROLES, 405), "anonymous": LOGIN}, "POST": dict.fromkeys(ROLES, LOGIN)},
+    "logout": {
+        "GET": {**dict.fromkeys(ROLES, 405), "anonymous": LOGIN},
+        "POST": dict.fromkeys(ROLES, LOGIN),
+    },
     "set_language": {"GET": dict.fromkeys(ROLES, 302), "POST": dict.fromkeys(ROLES, 302)},
     "charter": {
         "GET": {**_by_role({}, 200), "no_charter": 200},
@@ -107,8 +110,12 @@ for _name in ("need_create", "need_edit"):
         MATRIX[_name][_method]["involved_agent"] = 302  # the partner sees the case, edits no need
 # Service requests: only the case's referent opens one; the other readers of the case are sent back.
 MATRIX["request_open"] = {
-    "GET": _by_role({"case_referent": 200, "site_animator": 302, "admin": 302, "involved_agent": 302}, 404),
-    "POST": _by_role({"case_referent": 200, "site_animator": 302, "admin": 302, "involved_agent": 302}, 404),
+    "GET": _by_role(
+        {"case_referent": 200, "site_animator": 302, "admin": 302, "involved_agent": 302}, 404
+    ),
+    "POST": _by_role(
+        {"case_referent": 200, "site_animator": 302, "admin": 302, "involved_agent": 302}, 404
+    ),
 }
 MATRIX["request_detail"] = _case_readers(200, None, method_not_allowed="POST")
 MATRIX["request_action"] = _case_readers(None, 302, method_not_allowed="GET")
@@ -129,6 +136,10 @@ for _name in ("audit_access_report", "audit_access_report_csv"):
 # Status boards: the site's animators and administrators; the regional view sends an animator of a
 # single site to that site's board. Referents, agents and observers have no board (404).
 MATRIX["board"] = {"GET": _by_role({"site_animator": 200, "admin": 200}, 404), "POST": _by_role({}, 405)}
+MATRIX["review_agenda"] = {
+    "GET": _by_role({"site_animator": 200, "admin": 200}, 404),
+    "POST": _by_role({}, 405),
+}
 MATRIX["board_region"] = {
     "GET": _by_role({"site_animator": 302, "other_animator": 302, "admin": 200}, 404),
     "POST": _by_role({}, 405),
@@ -137,7 +148,9 @@ MATRIX["board_region"] = {
 # observers (the sites of the territories they observe); a 404 for everyone else. Read-only: 405.
 for _name in ("clefop_report", "clefop_report_xlsx", "clefop_report_csv"):
     MATRIX[_name] = {
-        "GET": _by_role({"admin": 200, "site_animator": 200, "other_animator": 200, "observer": 200}, 404),
+        "GET": _by_role(
+            {"admin": 200, "site_animator": 200, "other_animator": 200, "observer": 200}, 404
+        ),
         "POST": _by_role({}, 405),
     }
 # « Mon agenda »: everyone signed in manages their own link (POST: create → 200 with the link shown
@@ -210,6 +223,7 @@ def world(site, other_site, referent, other_referent, agent, animator, observer,
         "request_detail": {"public_id": service_request.public_id},
         "request_action": {"public_id": service_request.public_id, "name": "cancel"},
         "board": {"slug": site.slug},
+        "review_agenda": {"slug": site.slug},
         "calendar_feed": {"token": "jeton-inconnu"},
     }
     return {"users": users, "kwargs": kwargs, "case": case, "other_case": other_case}
@@ -258,7 +272,9 @@ def test_forbidden_and_missing_give_the_same_404(client, world, url_name):
     missing_url = reverse(url_name, kwargs={**world["kwargs"][url_name], "public_id": uuid.uuid4()})
     existing, missing = client.get(existing_url), client.get(missing_url)
     assert existing.status_code == missing.status_code == 404
-    assert _without_tokens(existing.content, existing_url) == _without_tokens(missing.content, missing_url)
+    assert _without_tokens(existing.content, existing_url) == _without_tokens(
+        missing.content, missing_url
+    )
 
 
 def test_outsiders_change_nothing_by_post(client, world):

@@ -181,3 +181,31 @@ def test_the_agenda_query_count_does_not_grow(week, animator, site, referent):
     for _ in range(5):
         long_ago(CaseFactory(site=site, referent=referent, active=True), 20)
     assert count() == first
+
+
+def test_the_agenda_page_lists_the_weeks_items_in_french(client, login, week, animator, site):
+    from django.urls import reverse
+
+    url = reverse("review_agenda", kwargs={"slug": site.slug})
+    page = login(client, animator).get(url).content.decode()
+    assert page.count("data-agenda-item=") == 8
+    late = ServiceRequest.objects.get(case=week["overdue"])
+    text = "Demande «\u00a0Logement\u00a0»\u00a0: délai de réponse dépassé"
+    assert f'<a href="/demandes/{late.public_id}/">{text}</a>' in page
+
+
+def test_the_agenda_page_keeps_its_query_count(client, login, week, animator, site, referent):
+    from django.urls import reverse
+
+    url = reverse("review_agenda", kwargs={"slug": site.slug})
+    login(client, animator).get(url)
+
+    def count():
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        return len(queries)
+
+    first = count()
+    for _ in range(5):
+        long_ago(CaseFactory(site=site, referent=referent, active=True), 20)
+    assert count() == first
