@@ -58,6 +58,7 @@ class AuditConfig(AppConfig):
         register(workflows.ServiceRequest, exclude=PROCESS_NOISE)
         # Who created or revoked a calendar link, never the hash of its secret.
         register(cockpit.CalendarFeed, exclude=["token_hash"])
+        register(cockpit.ReviewSchedule)
 
 
 def register(model, exclude=(), **options):

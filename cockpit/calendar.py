@@ -1,5 +1,6 @@
 """Personal calendar feeds: a secret, revocable URL per user whose ICS carries their planned
-interventions (the weekly reviews they take part in will join them). Calendar clients fetch it
+interventions and the weekly reviews they take part in (a weekly recurring event per site they
+animate, once its schedule is set). Calendar clients fetch it
 without a session, so the URL's token is the only key: 32 random bytes, only its hash stored."""
 
 import hashlib
@@ -9,12 +10,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 from icalendar import Calendar, Event
 
 from audit.chain import audited_atomic
 from casework.enums import InterventionStatus
 from casework.models import Case, Intervention
-from cockpit.models import CalendarFeed
+from casework.rules import user_roles
+from cockpit.models import CalendarFeed, ReviewSchedule
 
 # Interventions of the last PAST_DAYS stay in the feed (a calendar keeps what just happened).
 PAST_DAYS = 30
@@ -89,4 +92,27 @@ def ics(user) -> bytes:
                 "url", site + reverse("case_detail", kwargs={"public_id": intervention.case.public_id})
             )
             calendar.add_component(event)
+        for schedule in review_schedules(user):
+            start = schedule.next_start(now)
+            event = Event()
+            event.add("uid", f"weekly-review-{schedule.site_id}@{host}")
+            event.add("dtstamp", now)
+            event.add("dtstart", timezone.localtime(start))
+            event.add("duration", timedelta(minutes=schedule.duration_minutes))
+            event.add("rrule", {"freq": "weekly"})
+            event.add("summary", _("Weekly review — %(site)s") % {"site": schedule.site.name})
+            agenda = site + reverse("review_agenda", kwargs={"slug": schedule.site.slug})
+            event.add("url", agenda)
+            if schedule.video_link:
+                event.add("location", schedule.video_link)
+            event.add("description", _("Agenda: %(url)s") % {"url": agenda})
+            calendar.add_component(event)
     return calendar.to_ical()
+
+
+def review_schedules(user) -> list[ReviewSchedule]:
+    """The weekly reviews the user takes part in: those of the sites they animate."""
+    sites = user_roles(user).animated_site_ids if user.has_accepted_current_charter else ()
+    return list(
+        ReviewSchedule.objects.filter(site_id__in=sites).select_related("site").order_by("site__name")
+    )

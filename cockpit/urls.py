@@ -6,6 +6,7 @@ urlpatterns = [
     path("pilotage/", views.board_region, name="board_region"),
     path("pilotage/<slug:slug>/", views.board, name="board"),
     path("pilotage/<slug:slug>/ordre-du-jour/", views.review_agenda, name="review_agenda"),
+    path("pilotage/<slug:slug>/revue/", views.review_schedule, name="review_schedule"),
 ]
 
 # The CLEFOP report (cockpit.report_views): outside « pilotage/ », so that no site's short name hides

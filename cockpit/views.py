@@ -9,10 +9,12 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from cockpit import review, selectors
-from cockpit.forms import BoardFilterForm
+from cockpit import services as review_services
+from cockpit.forms import BoardFilterForm, ReviewScheduleForm
+from cockpit.models import ReviewSchedule
 
 
 @require_GET
@@ -65,15 +67,40 @@ def _render_board(request, sites, *, regional):
 @require_GET
 def review_agenda(request, slug):
     """The agenda of the site's next weekly review, generated from what happened over the last 7
-    days and what needs the animators now. Read-only until reviews are recorded."""
+    days and what needs the animators now, with when and where the review is held."""
     sites = [site for site in selectors.board_sites(request.user) if site.slug == slug]
     if not sites:
         raise Http404
+    schedule = ReviewSchedule.objects.filter(site=sites[0]).first()
+    return _render_agenda(request, sites[0], ReviewScheduleForm(instance=schedule))
+
+
+def _render_agenda(request, site, form):
     now = timezone.now()
     since = now - timedelta(days=review.DEFAULT_WINDOW_DAYS)
-    items = review.agenda(request.user, sites[0], since=since, until=now)
-    return render(
-        request,
-        "cockpit/review_agenda.html",
-        {"site": sites[0], "items": items, "since": since, "until": now},
-    )
+    schedule = form.instance if form.instance.pk else None
+    context = {
+        "site": site,
+        "items": review.agenda(request.user, site, since=since, until=now),
+        "since": since,
+        "until": now,
+        "schedule": schedule,
+        "next_start": schedule.next_start(now) if schedule else None,
+        "form": form,
+    }
+    return render(request, "cockpit/review_agenda.html", context)
+
+
+@require_POST
+def review_schedule(request, slug):
+    """Save when and where the site's weekly review is held (from the agenda page)."""
+    sites = [site for site in selectors.board_sites(request.user) if site.slug == slug]
+    if not sites:
+        raise Http404
+    schedule = ReviewSchedule.objects.filter(site=sites[0]).first()
+    form = ReviewScheduleForm(request.POST, instance=schedule)
+    if form.is_valid():
+        review_services.review_schedule_save(actor=request.user, site=sites[0], **form.cleaned_data)
+        messages.success(request, _("The weekly review's schedule is saved."))
+        return redirect("review_agenda", slug=slug)
+    return _render_agenda(request, sites[0], form)

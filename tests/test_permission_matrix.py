@@ -140,6 +140,11 @@ MATRIX["review_agenda"] = {
     "GET": _by_role({"site_animator": 200, "admin": 200}, 404),
     "POST": _by_role({}, 405),
 }
+# The review's schedule: POST only, saved (302) by the site's animators and administrators.
+MATRIX["review_schedule"] = {
+    "GET": _by_role({}, 405),
+    "POST": _by_role({"site_animator": 200, "admin": 200}, 404),
+}
 MATRIX["board_region"] = {
     "GET": _by_role({"site_animator": 302, "other_animator": 302, "admin": 200}, 404),
     "POST": _by_role({}, 405),
@@ -224,6 +229,7 @@ def world(site, other_site, referent, other_referent, agent, animator, observer,
         "request_action": {"public_id": service_request.public_id, "name": "cancel"},
         "board": {"slug": site.slug},
         "review_agenda": {"slug": site.slug},
+        "review_schedule": {"slug": site.slug},
         "calendar_feed": {"token": "jeton-inconnu"},
     }
     return {"users": users, "kwargs": kwargs, "case": case, "other_case": other_case}
