@@ -45,6 +45,10 @@ def feed_revoke(*, actor) -> bool:
     return bool(deleted)
 
 
+def has_feed(user) -> bool:
+    return CalendarFeed.objects.filter(user=user).exists()
+
+
 def feed_owner(token: str):
     """The active user whose feed `token` opens, or None (unknown, revoked, or user deactivated)."""
     if not token or len(token) > 100:

@@ -9,13 +9,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from cockpit import calendar
-from cockpit.models import CalendarFeed
 
 
 @require_http_methods(["GET", "POST"])
 def calendar_settings(request):
     """« Mon agenda » : create (or replace) the secret URL, shown once, or revoke it."""
-    context = {"has_feed": CalendarFeed.objects.filter(user=request.user).exists(), "feed_url": None}
+    context = {"has_feed": calendar.has_feed(request.user), "feed_url": None}
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "create":

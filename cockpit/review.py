@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from casework.enums import OPEN_CASE_STATES, InterventionKind, InterventionStatus, ToolboxCategory
 from casework.models import IDLE, Case, Intervention
+from cockpit.models import ReviewSchedule
 from workflows.models import (
     OPEN_REQUEST_STATUSES,
     PROVIDER_STATUSES,
@@ -176,3 +177,8 @@ def _decline_reason(value) -> str:
 
 def _intervention_kind(value) -> str:
     return str(InterventionKind(value).label)
+
+
+def schedule_of(site) -> ReviewSchedule | None:
+    """When and where the site's weekly review is held, if its animators set it."""
+    return ReviewSchedule.objects.filter(site=site).first()

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.db.models import Case as Choose
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from casework.enums import OPEN_CASE_STATES, CaseState
@@ -31,6 +32,12 @@ LIGHTS = (RED, ORANGE, GREEN)
 
 def board_sites(user) -> list[PilotSite]:
     return list(PilotSite.objects.filter(board_sites_q(user)).order_by("name"))
+
+
+def board_site(user, slug) -> PilotSite:
+    """One site whose board (and weekly review) the user may open; 404 otherwise, as for a site
+    that does not exist."""
+    return get_object_or_404(PilotSite.objects.filter(board_sites_q(user)), slug=slug)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from django.views.decorators.http import require_GET, require_POST
 from cockpit import review, selectors
 from cockpit import services as review_services
 from cockpit.forms import BoardFilterForm, ReviewScheduleForm
-from cockpit.models import ReviewSchedule
 
 
 @require_GET
@@ -31,10 +30,7 @@ def board_region(request):
 
 @require_GET
 def board(request, slug):
-    sites = [site for site in selectors.board_sites(request.user) if site.slug == slug]
-    if not sites:
-        raise Http404
-    return _render_board(request, sites, regional=False)
+    return _render_board(request, [selectors.board_site(request.user, slug)], regional=False)
 
 
 def _render_board(request, sites, *, regional):
@@ -68,11 +64,8 @@ def _render_board(request, sites, *, regional):
 def review_agenda(request, slug):
     """The agenda of the site's next weekly review, generated from what happened over the last 7
     days and what needs the animators now, with when and where the review is held."""
-    sites = [site for site in selectors.board_sites(request.user) if site.slug == slug]
-    if not sites:
-        raise Http404
-    schedule = ReviewSchedule.objects.filter(site=sites[0]).first()
-    return _render_agenda(request, sites[0], ReviewScheduleForm(instance=schedule))
+    site = selectors.board_site(request.user, slug)
+    return _render_agenda(request, site, ReviewScheduleForm(instance=review.schedule_of(site)))
 
 
 def _render_agenda(request, site, form):
@@ -94,13 +87,10 @@ def _render_agenda(request, site, form):
 @require_POST
 def review_schedule(request, slug):
     """Save when and where the site's weekly review is held (from the agenda page)."""
-    sites = [site for site in selectors.board_sites(request.user) if site.slug == slug]
-    if not sites:
-        raise Http404
-    schedule = ReviewSchedule.objects.filter(site=sites[0]).first()
-    form = ReviewScheduleForm(request.POST, instance=schedule)
+    site = selectors.board_site(request.user, slug)
+    form = ReviewScheduleForm(request.POST, instance=review.schedule_of(site))
     if form.is_valid():
-        review_services.review_schedule_save(actor=request.user, site=sites[0], **form.cleaned_data)
+        review_services.review_schedule_save(actor=request.user, site=site, **form.cleaned_data)
         messages.success(request, _("The weekly review's schedule is saved."))
         return redirect("review_agenda", slug=slug)
-    return _render_agenda(request, sites[0], form)
+    return _render_agenda(request, site, form)
