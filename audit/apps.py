@@ -59,6 +59,9 @@ class AuditConfig(AppConfig):
         # Who created or revoked a calendar link, never the hash of its secret.
         register(cockpit.CalendarFeed, exclude=["token_hash"])
         register(cockpit.ReviewSchedule)
+        register(cockpit.WeeklyReview, m2m_fields={"participants"})
+        register(cockpit.ReviewItem)
+        register(cockpit.ReviewEntry)
 
 
 def register(model, exclude=(), **options):

@@ -92,9 +92,7 @@ def ics(user) -> bytes:
             event.add("dtstart", intervention.planned_on)
             event.add("dtend", intervention.planned_on + timedelta(days=1))
             event.add("summary", f"{intervention.get_kind_display()} — {intervention.case.company.name}")
-            event.add(
-                "url", site + reverse("case_detail", kwargs={"public_id": intervention.case.public_id})
-            )
+            event.add("url", site + reverse("case_detail", kwargs={"public_id": intervention.case.public_id}))
             calendar.add_component(event)
         for schedule in review_schedules(user):
             start = schedule.next_start(now)

@@ -4,21 +4,25 @@ reasons it is on the agenda and links to act on them.
 
 Reasons: new proposals and enrolments, requests waiting for a partner's answer, requests past
 their response deadline, declines, escalations raised or still waiting for a decision, interventions
-planned for the coming week, and cases without activity for 14 days. A fixed number of queries (one
-per kind of reason) whatever the size of the site."""
+planned for the coming week, and cases without activity for 14 days. Carried over from the
+previous reviews: the items the last closed review recorded nothing on, and every action item
+still open. A fixed number of queries (one per kind of reason) whatever the size of the site."""
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db.models import Q
+from django.db.models import Count, Prefetch, Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from casework.enums import OPEN_CASE_STATES, InterventionKind, InterventionStatus, ToolboxCategory
-from casework.models import IDLE, Case, Intervention
-from cockpit.models import ReviewSchedule
+from casework.models import IDLE, Case, Intervention, PilotSite
+from cockpit.models import EntryKind, ReviewEntry, ReviewItem, ReviewSchedule, WeeklyReview
+from cockpit.rules import board_sites_q
 from workflows.models import (
     OPEN_REQUEST_STATUSES,
     PROVIDER_STATUSES,
@@ -29,7 +33,9 @@ from workflows.models import (
 )
 
 # The kinds of reason, in the order the agenda lists them within an item.
-PROPOSED, ENROLLED, OVERDUE, DECLINED, ESCALATION, WAITING, INTERVENTION, IDLE_CASE = (
+CARRIED, ACTION, PROPOSED, ENROLLED, OVERDUE, DECLINED, ESCALATION, WAITING, INTERVENTION, IDLE_CASE = (
+    "carried",
+    "action",
     "proposed",
     "enrolled",
     "overdue",
@@ -39,7 +45,7 @@ PROPOSED, ENROLLED, OVERDUE, DECLINED, ESCALATION, WAITING, INTERVENTION, IDLE_C
     "intervention",
     "idle",
 )
-ORDER = [PROPOSED, ENROLLED, OVERDUE, DECLINED, ESCALATION, WAITING, INTERVENTION, IDLE_CASE]
+ORDER = [CARRIED, ACTION, PROPOSED, ENROLLED, OVERDUE, DECLINED, ESCALATION, WAITING, INTERVENTION, IDLE_CASE]
 # With no previous review recorded, the agenda covers the last week.
 DEFAULT_WINDOW_DAYS = 7
 
@@ -56,6 +62,7 @@ class AgendaItem:
     case_public_id: str
     company: str
     referent: str
+    case_id: int = 0
     reasons: list = field(default_factory=list)
 
     @property
@@ -70,11 +77,16 @@ def _request_url(public_id) -> str:
 def agenda(user, site, *, since: datetime, until: datetime) -> list[AgendaItem]:
     """The agenda of `site`'s review held at `until`, covering what happened since `since` (the
     previous review, or a week before). Only cases `user` may see."""
-    cases = Case.objects.visible_to(user).filter(site=site)
+    return site_agenda(Case.objects.visible_to(user).filter(site=site), site, since=since, until=until)
+
+
+def site_agenda(cases, site, *, since: datetime, until: datetime) -> list[AgendaItem]:
+    """The agenda over `cases` (of `site`), for a caller that checked who may read them
+    (`agenda` for a page, `cockpit.services.review_open` for the site's animators)."""
     items: dict[int, AgendaItem] = {}
 
     def add(case_id, kind, text, url):
-        items.setdefault(case_id, AgendaItem("", "", "")).reasons.append(Reason(kind, text, url))
+        items.setdefault(case_id, AgendaItem("", "", "", case_id)).reasons.append(Reason(kind, text, url))
 
     for case_id, public_id, created, enrolled in cases.filter(
         Q(created_at__gte=since, created_at__lt=until) | Q(enrolled_at__gte=since, enrolled_at__lt=until)
@@ -142,11 +154,45 @@ def agenda(user, site, *, since: datetime, until: datetime) -> list[AgendaItem]:
         text = _("No activity since %(date)s") % {"date": _day(last)}
         add(case_id, IDLE_CASE, text, reverse("case_detail", kwargs={"public_id": public_id}))
 
+    last = (
+        WeeklyReview.objects.filter(site=site, status=WeeklyReview.Status.CLOSED, opened_at__lt=until)
+        .order_by("-opened_at")
+        .values("pk")[:1]
+    )
+    for case_id, public_id, opened_at in ReviewItem.objects.filter(
+        review__in=last, case__in=cases, entries__isnull=True
+    ).values_list("case_id", "case__public_id", "review__opened_at"):
+        text = _("Nothing recorded at the review of %(date)s") % {"date": _day(opened_at)}
+        add(case_id, CARRIED, text, reverse("case_detail", kwargs={"public_id": public_id}))
+
+    today = timezone.localdate(until)
+    for case_id, public_id, text, due_on, first, last_name, username in ReviewEntry.objects.filter(
+        item__review__site=site,
+        item__case__in=cases,
+        kind=EntryKind.ACTION,
+        done_at__isnull=True,
+        item__review__opened_at__lt=until,
+    ).values_list(
+        "item__case_id",
+        "item__case__public_id",
+        "text",
+        "due_on",
+        "owner__first_name",
+        "owner__last_name",
+        "owner__username",
+    ):
+        owner = f"{first} {last_name}".strip() or username
+        template = (
+            _("Action item of %(owner)s, late since %(date)s: %(text)s")
+            if due_on < today
+            else _("Action item of %(owner)s, due %(date)s: %(text)s")
+        )
+        text = template % {"owner": owner, "date": _day(due_on), "text": text}
+        add(case_id, ACTION, text, reverse("case_detail", kwargs={"public_id": public_id}))
+
     if not items:
         return []
-    for case_id, public_id, company, first, last, username in Case.objects.filter(
-        pk__in=items
-    ).values_list(
+    for case_id, public_id, company, first, last, username in Case.objects.filter(pk__in=items).values_list(
         "pk",
         "public_id",
         "company__name",
@@ -179,6 +225,118 @@ def _intervention_kind(value) -> str:
     return str(InterventionKind(value).label)
 
 
+def window_start(site, until: datetime) -> datetime:
+    """Where the agenda of a review held at `until` starts: when the site's previous review was
+    opened, else DEFAULT_WINDOW_DAYS before."""
+    previous = (
+        WeeklyReview.objects.filter(site=site, opened_at__lt=until)
+        .order_by("-opened_at")
+        .values_list("opened_at", flat=True)
+        .first()
+    )
+    return previous or until - timedelta(days=DEFAULT_WINDOW_DAYS)
+
+
 def schedule_of(site) -> ReviewSchedule | None:
     """When and where the site's weekly review is held, if its animators set it."""
     return ReviewSchedule.objects.filter(site=site).first()
+
+
+# --- The recorded reviews (reads) ---------------------------------------------------------------
+# The site comes from cockpit.selectors.board_site (404 for whoever does not animate it).
+
+
+def reviews_of(site):
+    """The site's reviews, the latest first, with how many items and open action items each has."""
+    return WeeklyReview.objects.filter(site=site).annotate(
+        item_count=Count("items", distinct=True),
+        open_actions=Count(
+            "items__entries",
+            filter=Q(items__entries__kind=EntryKind.ACTION, items__entries__done_at__isnull=True),
+            distinct=True,
+        ),
+    )
+
+
+def review_get(site, pk) -> WeeklyReview:
+    return get_object_or_404(
+        WeeklyReview.objects.select_related("site", "opened_by", "closed_by"), site=site, pk=pk
+    )
+
+
+def review_items(weekly: WeeklyReview) -> list[ReviewItem]:
+    """The items of a review, with their entries and the entries' owners, in three queries."""
+    return list(
+        weekly.items.select_related("case__referent")
+        .prefetch_related(
+            Prefetch("entries", queryset=ReviewEntry.objects.select_related("owner", "created_by", "done_by"))
+        )
+        .order_by("position")
+    )
+
+
+def open_actions_of(user) -> list[ReviewEntry]:
+    """The user's open action items, on cases they still see: their tasks from the weekly
+    reviews, the soonest due first."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return list(
+        ReviewEntry.objects.filter(
+            owner_id=user.pk,
+            kind=EntryKind.ACTION,
+            done_at__isnull=True,
+            item__case__in=Case.objects.visible_to(user),
+        )
+        .select_related("item__review__site", "item__case")
+        .order_by("due_on", "pk")[:100]
+    )
+
+
+def action_get(user, pk) -> ReviewEntry:
+    """An action item its owner or an animator of its site may mark done; else 404."""
+    entry = (
+        ReviewEntry.objects.filter(
+            Q(owner_id=user.pk) | Q(item__review__site__in=PilotSite.objects.filter(board_sites_q(user))),
+            pk=pk,
+            kind=EntryKind.ACTION,
+            item__case__in=Case.objects.visible_to(user),
+        )
+        .select_related("item__review__site")
+        .first()
+    )
+    if entry is None:
+        raise Http404
+    return entry
+
+
+def participants_of(site_id) -> list:
+    """Who takes part in a site's weekly review: its animators (CDET and DTOE), active."""
+    from casework.models import User
+
+    return list(
+        User.objects.filter(animated_sites__site_id=site_id, is_active=True)
+        .distinct()
+        .order_by("last_name", "first_name", "username")
+    )
+
+
+def action_owners(weekly: WeeklyReview, items) -> dict[int, list]:
+    """Who may own an action item of each item (by item id): the site's animators and the case's
+    referent, active — the people who see the case and act on it. One query (the animators), the
+    items' cases and referents being loaded with them."""
+    animators = participants_of(weekly.site_id)
+    known = {user.pk for user in animators}
+    owners = {}
+    for item in items:
+        referent = item.case.referent
+        extra = [referent] if referent.is_active and referent.pk not in known else []
+        owners[item.pk] = sorted([*animators, *extra], key=_person_key)
+    return owners
+
+
+def _person_key(user):
+    return (user.last_name.casefold(), user.first_name.casefold(), user.username)
+
+
+def item_get(weekly: WeeklyReview, pk) -> ReviewItem:
+    return get_object_or_404(weekly.items.select_related("case__referent", "review"), pk=pk)

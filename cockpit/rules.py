@@ -39,4 +39,3 @@ def board_sites_q(user) -> Q:
 def report_sites_q(user) -> Q:
     """The pilot sites whose CLEFOP report the user may read (a Q over PilotSite)."""
     return _sites_q(user, _reported)
-

@@ -28,6 +28,7 @@ class EventType(models.TextChoices):
     INTERVENTION_DUE = "intervention_due", _("Intervention planned for tomorrow")
     CASE_MENTION = "case_mention", _("Mentioned in a case comment")
     CASE_COMMENT = "case_comment", _("New comment on my case")
+    REVIEW_ACTION = "review_action", _("Action item for me from a weekly review")
 
 
 class Notification(models.Model):
@@ -76,6 +77,7 @@ DEFAULT_CHANNELS = {
     EventType.HANDOVER_DECIDED: Channel.IMMEDIATE,
     EventType.INTERVENTION_DUE: Channel.IMMEDIATE,
     EventType.CASE_MENTION: Channel.IMMEDIATE,
+    EventType.REVIEW_ACTION: Channel.IMMEDIATE,
 }
 
 

@@ -33,8 +33,22 @@ def channels_for(users, event_type: str) -> dict[int, str]:
     return {user.pk: chosen.get(user.pk, default_channel(event_type)) for user in users}
 
 
-def _absolute(path: str) -> str:
+def absolute(path: str) -> str:
     return settings.SITE_URL.rstrip("/") + path
+
+
+def queue_emails(users, *, subject: str, body_text: str, body_html: str) -> int:
+    """The same e-mail to each of `users` who has an address, in the caller's transaction (e.g. the
+    minutes of a weekly review). Returns how many were queued."""
+    emails = [
+        OutboxEmail(
+            recipient=user, to=user.email, subject=subject[:250], body_text=body_text, body_html=body_html
+        )
+        for user in users
+        if user.email
+    ]
+    OutboxEmail.objects.bulk_create(emails)
+    return len(emails)
 
 
 def queue_immediate(notifications) -> None:
@@ -47,7 +61,7 @@ def queue_immediate(notifications) -> None:
         user = notification.recipient
         if not user.email:
             continue
-        context = {"user": user, "notification": notification, "url": _absolute(target_url(notification))}
+        context = {"user": user, "notification": notification, "url": absolute(target_url(notification))}
         with translation.override("fr"):
             emails.append(
                 OutboxEmail(
@@ -100,8 +114,8 @@ def build_digests(now=None) -> int:
         ]
         if not included:
             continue
-        items = [(n, _absolute(target_url(n))) for n in included]
-        context = {"user": user, "items": items, "inbox_url": _absolute("/notifications/")}
+        items = [(n, absolute(target_url(n))) for n in included]
+        context = {"user": user, "items": items, "inbox_url": absolute("/notifications/")}
         with translation.override("fr"):
             OutboxEmail.objects.create(
                 recipient=user,

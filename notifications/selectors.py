@@ -42,6 +42,8 @@ def after(user, last_id: int, limit: int = 200) -> tuple[list[dict], int]:
 
 
 def _url(event_type, case_public_id, request_public_id) -> str:
+    if event_type == "review_action":  # the owner's task list, where the action item waits
+        return reverse("task_list")
     if request_public_id:
         return reverse("request_detail", kwargs={"public_id": request_public_id})
     if case_public_id:

@@ -54,6 +54,7 @@ from casework.enums import (
     ToolboxCategory,
 )
 from casework.models import Case, Membership
+from cockpit import services as review_services
 from notifications.models import Channel, EventType, Notification
 from notifications.services import notify
 from tests.factories import (
@@ -444,9 +445,7 @@ def request_open(w):
     )
 
 
-def request_action(
-    name, step, who, fields=lambda w, request: NO_FIELDS, must=("workflows.RequestEvent",)
-):
+def request_action(name, step, who, fields=lambda w, request: NO_FIELDS, must=("workflows.RequestEvent",)):
     def build(w):
         request = a_request(w, step, category="childcare" if step == "dispatch" else "mobility")
         return Target(
@@ -664,9 +663,7 @@ def access_report(url_name):
             w.admin,
             reverse(url_name),
             {
-                "user": F(
-                    st.sampled_from([w.referent.username, w.referent.email, "inconnu"]), junk_text()
-                ),
+                "user": F(st.sampled_from([w.referent.username, w.referent.email, "inconnu"]), junk_text()),
                 "start": a_date(),
                 "end": a_date(),
                 "page": number(1, 3),
@@ -749,6 +746,34 @@ def review_schedule(w):
     )
 
 
+def review_entry_add(w):
+    """An entry on an item of the site's open weekly review: a decision, an information, or an
+    action item (owner among the referent and the animators, due within a year)."""
+    a_case(w, CaseState.PROPOSED)
+    weekly = review_services.review_open(actor=w.animator, site=w.site)
+    item = weekly.items.get()
+    prefix = f"item{item.pk}-"
+    return Target(
+        w.animator,
+        reverse("review_entry_add", kwargs={"slug": w.site.slug, "pk": weekly.pk, "item": item.pk}),
+        {
+            prefix + "kind": choice(["decision", "information", "action"]),
+            prefix + "text": text(),
+            prefix + "owner": pk(w.referent.pk, w.animator.pk, w.agent.pk),
+            prefix + "due_on": a_date(),
+        },
+        must_change=frozenset({"cockpit.ReviewEntry"}),
+        may_change=frozenset(
+            {
+                "cockpit.ReviewEntry",
+                "audit.AuditEntry",
+                "notifications.Notification",
+                "notifications.OutboxEmail",
+            }
+        ),
+    )
+
+
 # name -> (builder, Form classes it covers, URL name it covers)
 SPECS = {
     "login": (login, {"LoginForm"}, "login"),
@@ -768,9 +793,7 @@ SPECS = {
     "action:release": (request_action("release", "claimed", "provider_agent"), set(), "request_action"),
     "action:accept": (request_action("accept", "claimed", "provider_agent"), set(), "request_action"),
     "action:decline": (
-        request_action(
-            "decline", "claimed", "provider_agent", decline_fields, ("workflows.RequestDecline",)
-        ),
+        request_action("decline", "claimed", "provider_agent", decline_fields, ("workflows.RequestDecline",)),
         {"DeclineForm"},
         "request_action",
     ),
@@ -813,9 +836,7 @@ SPECS = {
     ),
     **{
         f"action:{name}": (
-            request_action(
-                name, "validate", "referent", lambda w, request: {"validate-comment": text()}
-            ),
+            request_action(name, "validate", "referent", lambda w, request: {"validate-comment": text()}),
             {"ValidateForm"},
             "request_action",
         )
@@ -846,6 +867,7 @@ SPECS = {
     },
     "calendar_settings": (calendar_settings, set(), "calendar_settings"),
     "review_schedule": (review_schedule, {"ReviewScheduleForm"}, "review_schedule"),
+    "review_entry_add": (review_entry_add, {"ReviewEntryForm"}, "review_entry_add"),
 }
 
 # Named URLs that take no user input beyond their address (or are not ours), with the reason.
@@ -861,6 +883,11 @@ NOT_FUZZED_URLS = {
     "admin_login_redirect": "redirect to the login page",
     "calendar_feed": "GET of a secret token in the path, looked up by its hash (tests/test_calendar.py)",
     "review_agenda": "GET page without parameters (the site is in the path, as for the board)",
+    "review_list": "GET page without parameters (the site is in the path)",
+    "review_detail": "GET page without parameters (read after every entry fuzzed)",
+    "review_open": "POST without fields (tests/test_review_meeting.py)",
+    "review_close": "POST without fields (tests/test_review_meeting.py)",
+    "action_done": "POST whose only field `from` is compared to one value (tests/test_review_meeting.py)",
 }
 # Form classes that are not forms of a page.
 NOT_FUZZED_FORMS = {"DsfrModelForm": "base class of the model forms, no fields of its own"}
@@ -882,11 +909,7 @@ def _form_classes():
     for module_name in _form_modules():
         module = importlib.import_module(module_name)
         for name, obj in vars(module).items():
-            if (
-                inspect.isclass(obj)
-                and issubclass(obj, forms.BaseForm)
-                and obj.__module__ == module_name
-            ):
+            if inspect.isclass(obj) and issubclass(obj, forms.BaseForm) and obj.__module__ == module_name:
                 found.add(name)
     return found
 
@@ -977,9 +1000,7 @@ def draw_payload(data, fields):
             "valid"
             if mode == "valid"
             else data.draw(
-                st.sampled_from(
-                    ["valid", "junk", "missing"] if mode == "mixed" else ["junk", "missing"]
-                ),
+                st.sampled_from(["valid", "junk", "missing"] if mode == "mixed" else ["junk", "missing"]),
                 label=f"{name}?",
             )
         )
@@ -1048,9 +1069,7 @@ def test_fuzz(spec_name, w):
                 target.check(changed, payload)
             outcomes["saved" if saved and changed else "refused"] += 1
             if response.status_code == 302 and response["Location"].startswith("/"):
-                assert_safe_page(
-                    client.get(response["Location"])
-                )  # where the user lands, with the message
+                assert_safe_page(client.get(response["Location"]))  # where the user lands, with the message
             transaction.set_rollback(True)
 
     if not os.environ.get("FUZZ_RANDOM"):
@@ -1097,9 +1116,7 @@ def test_a_refused_post_is_seen_as_refused_and_a_saved_one_as_saved(client, w):
     before = snapshot()
     refused = client.post(url, {"category": "recruitment", "description": "x", "quantity": "1e309"})
     assert not default_saved(refused) and diff(before, snapshot()) == {}
-    saved = client.post(
-        url, {"category": "recruitment", "description": "Deux soudeurs", "quantity": "2"}
-    )
+    saved = client.post(url, {"category": "recruitment", "description": "Deux soudeurs", "quantity": "2"})
     assert default_saved(saved)
     assert set(diff(before, snapshot())) >= {"casework.Need", "audit.AuditEntry"}
 

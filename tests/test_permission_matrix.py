@@ -11,7 +11,9 @@ import uuid
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
+from cockpit import services as review_services
 from config.asgi import application
 from notifications.routing import websocket_urlpatterns
 from tests.factories import (
@@ -110,12 +112,8 @@ for _name in ("need_create", "need_edit"):
         MATRIX[_name][_method]["involved_agent"] = 302  # the partner sees the case, edits no need
 # Service requests: only the case's referent opens one; the other readers of the case are sent back.
 MATRIX["request_open"] = {
-    "GET": _by_role(
-        {"case_referent": 200, "site_animator": 302, "admin": 302, "involved_agent": 302}, 404
-    ),
-    "POST": _by_role(
-        {"case_referent": 200, "site_animator": 302, "admin": 302, "involved_agent": 302}, 404
-    ),
+    "GET": _by_role({"case_referent": 200, "site_animator": 302, "admin": 302, "involved_agent": 302}, 404),
+    "POST": _by_role({"case_referent": 200, "site_animator": 302, "admin": 302, "involved_agent": 302}, 404),
 }
 MATRIX["request_detail"] = _case_readers(200, None, method_not_allowed="POST")
 MATRIX["request_action"] = _case_readers(None, 302, method_not_allowed="GET")
@@ -145,6 +143,17 @@ MATRIX["review_schedule"] = {
     "GET": _by_role({}, 405),
     "POST": _by_role({"site_animator": 200, "admin": 200}, 404),
 }
+# The weekly review meeting: the site's animators and administrators; a 404 for everyone else. An
+# empty entry is refused with the page shown again (200); opening or closing redirects (302).
+for _name in ("review_list", "review_detail"):
+    MATRIX[_name] = {"GET": _by_role({"site_animator": 200, "admin": 200}, 404), "POST": _by_role({}, 405)}
+for _name, _ok in (("review_open", 302), ("review_entry_add", 200), ("review_close", 302)):
+    MATRIX[_name] = {"GET": _by_role({}, 405), "POST": _by_role({"site_animator": _ok, "admin": _ok}, 404)}
+# An action item is marked done by its owner (the case's referent here) or the site's animators.
+MATRIX["action_done"] = {
+    "GET": _by_role({}, 405),
+    "POST": _by_role({"case_referent": 302, "site_animator": 302, "admin": 302}, 404),
+}
 MATRIX["board_region"] = {
     "GET": _by_role({"site_animator": 302, "other_animator": 302, "admin": 200}, 404),
     "POST": _by_role({}, 405),
@@ -153,9 +162,7 @@ MATRIX["board_region"] = {
 # observers (the sites of the territories they observe); a 404 for everyone else. Read-only: 405.
 for _name in ("clefop_report", "clefop_report_xlsx", "clefop_report_csv"):
     MATRIX[_name] = {
-        "GET": _by_role(
-            {"admin": 200, "site_animator": 200, "other_animator": 200, "observer": 200}, 404
-        ),
+        "GET": _by_role({"admin": 200, "site_animator": 200, "other_animator": 200, "observer": 200}, 404),
         "POST": _by_role({}, 405),
     }
 # « Mon agenda »: everyone signed in manages their own link (POST: create → 200 with the link shown
@@ -200,6 +207,11 @@ def world(site, other_site, referent, other_referent, agent, animator, observer,
     service_request = request_services.request_open(
         actor=referent, case=case, need=need, brief="Mobilité", category="mobility"
     )
+    weekly = review_services.review_open(actor=animator, site=site)
+    item = weekly.items.get(case=case)
+    action = review_services.review_entry_add(
+        actor=animator, item=item, kind="action", text="Relancer", owner=referent, due_on=timezone.localdate()
+    )
     users = {
         "anonymous": None,
         "no_charter": UserFactory(charter=False),
@@ -230,6 +242,12 @@ def world(site, other_site, referent, other_referent, agent, animator, observer,
         "board": {"slug": site.slug},
         "review_agenda": {"slug": site.slug},
         "review_schedule": {"slug": site.slug},
+        "review_list": {"slug": site.slug},
+        "review_open": {"slug": site.slug},
+        "review_detail": {"slug": site.slug, "pk": weekly.pk},
+        "review_entry_add": {"slug": site.slug, "pk": weekly.pk, "item": item.pk},
+        "review_close": {"slug": site.slug, "pk": weekly.pk},
+        "action_done": {"pk": action.pk},
         "calendar_feed": {"token": "jeton-inconnu"},
     }
     return {"users": users, "kwargs": kwargs, "case": case, "other_case": other_case}
@@ -278,9 +296,7 @@ def test_forbidden_and_missing_give_the_same_404(client, world, url_name):
     missing_url = reverse(url_name, kwargs={**world["kwargs"][url_name], "public_id": uuid.uuid4()})
     existing, missing = client.get(existing_url), client.get(missing_url)
     assert existing.status_code == missing.status_code == 404
-    assert _without_tokens(existing.content, existing_url) == _without_tokens(
-        missing.content, missing_url
-    )
+    assert _without_tokens(existing.content, existing_url) == _without_tokens(missing.content, missing_url)
 
 
 def test_outsiders_change_nothing_by_post(client, world):

@@ -31,6 +31,8 @@ from casework.models import (
     Need,
 )
 from casework.selectors import site_overview
+from cockpit import services as review_services
+from cockpit.models import ReviewEntry, ReviewItem, WeeklyReview
 from notifications.models import Notification
 from tests.factories import (
     CaseFactory,
@@ -300,6 +302,21 @@ def lived_case(site, referent, animator):
     services.escalation_decide(
         actor=animator, escalation=escalation, decision="note", text=f"Décision {SECRET}"
     )
+    # The weekly review spoke of it (an action item), and of another company that stays.
+    bystander = CaseFactory(site=site, referent=referent, company__name="Voisine")
+    weekly = review_services.review_open(actor=animator, site=site)
+    review_services.review_entry_add(
+        actor=animator,
+        item=weekly.items.get(case=case),
+        kind="action",
+        text=f"Revue {SECRET}",
+        owner=referent,
+        due_on=timezone.localdate(),
+    )
+    review_services.review_entry_add(
+        actor=animator, item=weekly.items.get(case=bystander), kind="decision", text="Décision voisine"
+    )
+    review_services.review_close(actor=animator, weekly=weekly)
     case.refresh_from_db()
     casework_services.case_transition(
         actor=referent, case=case, name="close", expected_state=case.state, outcome="partly_met"
@@ -347,6 +364,9 @@ def statistics():
         "transitions": count(CaseTransition.objects, "case_id", "name", "source", "target", "at"),
         "comments": count(CaseComment.objects, "case_id", "author_id", "created_at"),
         "handovers": count(Handover.objects, "case_id", "status"),
+        "review_entries": count(
+            ReviewEntry.objects, "item__case_id", "kind", "owner_id", "due_on", "done_at"
+        ),
         "overview": [
             (row["site"].pk, row["counts"], row["places_taken"])
             for row in site_overview(site_ids=list(Case.objects.values_list("site_id", flat=True)))
@@ -369,6 +389,9 @@ def free_texts():
         "escalation": list(Escalation.objects.values_list("text", "decision_text")),
         "notification": list(Notification.objects.values_list("text", flat=True)),
         "contact": list(CompanyContact.objects.values_list("full_name", "email", "phone")),
+        "review_entry": list(ReviewEntry.objects.values_list("text", flat=True)),
+        "review_item": list(ReviewItem.objects.values_list("reasons", flat=True)),
+        "minutes": list(WeeklyReview.objects.values_list("minutes", flat=True)),
     }
 
 
@@ -393,6 +416,7 @@ def test_anonymisation_wipes_every_free_text_and_the_trail_copies_and_keeps_the_
         "Blocage",
         "Décision",
         "Jeanne",
+        "Revue",
     ):
         assert f"{where} {SECRET}" in texts  # the fixture wrote each of them
     leaking = [e for e in AuditEntry.objects.all() if SECRET in entry_content(e)]
@@ -408,6 +432,9 @@ def test_anonymisation_wipes_every_free_text_and_the_trail_copies_and_keeps_the_
     assert MARK in json.dumps(free_texts()["case"], ensure_ascii=False)
     assert not CompanyContact.objects.exists()
     assert [e.pk for e in AuditEntry.objects.all() if SECRET in entry_content(e)] == []
+    # The minutes are rebuilt without the wiped text; the other company's entry stays.
+    minutes = WeeklyReview.objects.get().minutes
+    assert MARK in minutes and "Décision voisine" in minutes and "Voisine" in minutes
     for entry in leaking:
         entry.refresh_from_db()
         assert entry.redacted_at is not None and entry.object_repr == MARK

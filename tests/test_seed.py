@@ -33,6 +33,7 @@ from casework.models import (
     ToolboxService,
     User,
 )
+from cockpit.models import ReviewEntry, ReviewItem, ReviewSchedule, WeeklyReview
 from notifications.models import Notification
 from workflows.flows import ServiceRequestFlow as FLOW
 from workflows.models import (
@@ -88,6 +89,10 @@ COUNTED = [
     RequestDecline,
     Task,
     Notification,
+    WeeklyReview,
+    ReviewItem,
+    ReviewEntry,
+    ReviewSchedule,
 ]
 
 
@@ -182,6 +187,17 @@ class TestDemo:
         run("seed_demo")
 
         assert counts() == before
+
+    def test_seed_demo_holds_last_weeks_review_on_every_site(self, demo):
+        for site in PilotSite.objects.all():
+            weekly = WeeklyReview.objects.get(site=site)
+            assert weekly.status == "closed" and "Compte rendu" in weekly.minutes, site.slug
+            this_monday = timezone.localdate() - datetime.timedelta(days=timezone.localdate().weekday())
+            assert weekly.week < this_monday
+            action = ReviewEntry.objects.get(item__review=weekly, kind="action")
+            # The action item is the task of the case's referent, who can see it.
+            assert action.owner == action.item.case.referent and action.done_at is None
+            assert site.review_schedule.video_link.startswith("https://")
 
     def test_seed_demo_has_cases_in_every_state(self, demo):
         per_state = dict(Case.objects.order_by().values_list("state").annotate(n=Count("pk")))

@@ -128,9 +128,19 @@ def open_task(request: ServiceRequest, *nodes) -> Task | None:
     )
 
 
+# Other apps add what else waits for a user on « My tasks » (cockpit: the action items of the
+# weekly reviews), as `key -> f(user) -> list`, without workflows importing them.
+_WAITING_SOURCES = {}
+
+
+def register_waiting_source(key: str, source) -> None:
+    _WAITING_SOURCES[key] = source
+
+
 def decisions_waiting(user) -> dict:
     """Decisions that are not viewflow tasks but wait for this user: enrolment proposals and
-    escalations of the sites they animate, handovers addressed to them."""
+    escalations of the sites they animate, handovers addressed to them; and what the registered
+    sources add."""
     from casework.models import Handover
     from workflows.models import Escalation
 
@@ -155,4 +165,5 @@ def decisions_waiting(user) -> dict:
                 "case__company", "proposed_by"
             )[:50]
         ),
+        **{key: source(user) for key, source in _WAITING_SOURCES.items()},
     }

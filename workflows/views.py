@@ -7,6 +7,7 @@ import uuid
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from viewflow.workflow.status import STATUS
@@ -235,6 +236,7 @@ def task_list(request):
             "view": view,
             "key": key,
             "decisions": selectors.decisions_waiting(request.user) if key == "mine" else None,
+            "today": timezone.localdate(),
         },
     )
 

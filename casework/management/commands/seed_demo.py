@@ -1463,11 +1463,54 @@ class Command(BaseCommand):
         # Dates were moved into the past and cases inserted in bulk: the board's figures of every
         # case are recomputed from its requests and its last activity (two UPDATEs).
         board.refresh_cases(Case.objects.all())
+        if count and count <= SERVICE_PATH_MAX:
+            self.seed_reviews()
 
         after = self.counts()
         if self.verbosity >= 1:
             self.print_summary(before, after)
             self.print_accounts()
+
+    # --- Weekly reviews -------------------------------------------------------------------------
+
+    def seed_reviews(self):
+        """Each pilot site with animators gets its review schedule and, once, last week's review,
+        closed through the real services: a decision on the first item, an action item for the
+        referent of the second (a task on their « My tasks », carried over to this week's review)."""
+        from cockpit import services as cockpit_services
+        from cockpit.models import WeeklyReview
+
+        for site in PilotSite.objects.order_by("pk"):
+            animator = User.objects.filter(animated_sites__site=site, is_active=True).order_by("pk").first()
+            if animator is None or WeeklyReview.objects.filter(site=site).exists():
+                continue
+            cockpit_services.review_schedule_save(
+                actor=animator,
+                site=site,
+                weekday=1,
+                time=datetime.time(10, 0),
+                duration_minutes=60,
+                video_link=f"https://webconf.numerique.gouv.fr/revue-{site.slug}",
+            )
+            weekly = cockpit_services.review_open(actor=animator, site=site, now=self.now - days(7))
+            items = list(weekly.items.select_related("case").order_by("position")[:2])
+            if items:
+                cockpit_services.review_entry_add(
+                    actor=animator,
+                    item=items[0],
+                    kind="decision",
+                    text="Situation suivie : le référent fait le point à la prochaine revue.",
+                )
+            if len(items) > 1:
+                cockpit_services.review_entry_add(
+                    actor=animator,
+                    item=items[1],
+                    kind="action",
+                    text="Relancer l'entreprise et proposer une visite avec le partenaire.",
+                    owner=items[1].case.referent,
+                    due_on=self.today + datetime.timedelta(days=5),
+                )
+            cockpit_services.review_close(actor=animator, weekly=weekly)
 
     # --- Reference data ------------------------------------------------------------------------
 
