@@ -1,6 +1,7 @@
 """Personal calendar feeds: a secret, revocable URL per user whose ICS carries their planned
-interventions and the weekly reviews they take part in (a weekly recurring event per site they
-animate, once its schedule is set). Calendar clients fetch it
+interventions, their open action items of the weekly reviews (on their due date), and the weekly
+reviews they take part in (a weekly recurring event per site they animate, once its schedule is
+set). Calendar clients fetch it
 without a session, so the URL's token is the only key: 32 random bytes, only its hash stored."""
 
 import hashlib
@@ -17,6 +18,7 @@ from audit.chain import audited_atomic
 from casework.enums import InterventionStatus
 from casework.models import Case, Intervention
 from casework.rules import user_roles
+from cockpit import review
 from cockpit.models import CalendarFeed, ReviewSchedule
 
 # Interventions of the last PAST_DAYS stay in the feed (a calendar keeps what just happened).
@@ -93,6 +95,16 @@ def ics(user) -> bytes:
             event.add("dtend", intervention.planned_on + timedelta(days=1))
             event.add("summary", f"{intervention.get_kind_display()} — {intervention.case.company.name}")
             event.add("url", site + reverse("case_detail", kwargs={"public_id": intervention.case.public_id}))
+            calendar.add_component(event)
+        for action in review.open_actions_of(user):
+            event = Event()
+            event.add("uid", f"review-action-{action.pk}@{host}")
+            event.add("dtstamp", now)
+            event.add("dtstart", action.due_on)
+            event.add("dtend", action.due_on + timedelta(days=1))
+            event.add("summary", _("Action item due — %(company)s") % {"company": action.item.company})
+            event.add("description", action.text)
+            event.add("url", site + reverse("task_list"))
             calendar.add_component(event)
         for schedule in review_schedules(user):
             start = schedule.next_start(now)

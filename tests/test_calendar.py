@@ -28,9 +28,7 @@ def test_the_feed_carries_the_users_planned_interventions(
     case = CaseFactory(site=site, referent=referent, active=True, company__name="Chaudronnerie Loire")
     soon = timezone.localdate() + datetime.timedelta(days=3)
     mine = InterventionFactory(case=case, planned_on=soon)
-    InterventionFactory(
-        case=case, planned_on=soon, status=InterventionStatus.DONE, outcome="Fait"
-    )  # done
+    InterventionFactory(case=case, planned_on=soon, status=InterventionStatus.DONE, outcome="Fait")  # done
     InterventionFactory(case=case, planned_on=soon - datetime.timedelta(days=60))  # too old
     InterventionFactory(
         case=CaseFactory(site=other_site, referent=other_referent, active=True), planned_on=soon
@@ -91,3 +89,34 @@ def test_feed_query_count_does_not_grow(client, login, site, referent):
             client.get(url)
         counts.append(len(queries))
     assert counts[0] == counts[1]
+
+
+def test_the_feed_carries_the_owners_open_action_items_on_their_due_date(
+    client, login, site, referent, animator
+):
+    from cockpit import services
+
+    case = CaseFactory(site=site, referent=referent, company__name="Menuiserie Anjou")
+    weekly = services.review_open(actor=animator, site=site)
+    due = timezone.localdate() + datetime.timedelta(days=4)
+    action = services.review_entry_add(
+        actor=animator,
+        item=weekly.items.get(case=case),
+        kind="action",
+        text="Organiser une visite",
+        owner=referent,
+        due_on=due,
+    )
+    url = create_link(login(client, referent))
+
+    def events():
+        calendar = Calendar.from_ical(client.get(url).content)
+        return [c for c in calendar.walk() if c.name == "VEVENT"]
+
+    [event] = events()
+    assert event.decoded("dtstart") == due
+    assert str(event["summary"]) == "Action à mener — Menuiserie Anjou"
+    assert str(event["description"]) == "Organiser une visite"
+    assert str(event["uid"]) == f"review-action-{action.pk}@127.0.0.1:8000"
+    services.action_done(actor=referent, entry=action)
+    assert events() == []
