@@ -17,7 +17,10 @@ from cockpit.forms import ReviewEntryForm
 @require_GET
 def review_list(request, slug):
     site = selectors.board_site(request.user, slug)
-    context = {"site": site, "reviews": list(review.reviews_of(site)[:60])}
+    reviews = list(review.reviews_of(site)[:60])
+    # The review under way (at most one per site): continued rather than a new one opened.
+    current = next((weekly for weekly in reviews if weekly.is_open), None)
+    context = {"site": site, "reviews": reviews, "current": current}
     return render(request, "cockpit/review_list.html", context)
 
 

@@ -318,3 +318,30 @@ def test_the_review_page_reads_the_same_number_of_queries_at_any_size(
     large, large_items = queries_of_page()
     assert (small_items, large_items) == (2, 11)
     assert small == large
+
+
+def test_the_list_of_reviews_continues_the_one_under_way_in_the_same_queries(
+    client, login, site, animator, referent, three
+):
+    login(client, animator)
+
+    def list_page():
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get(url("review_list", site)).content.decode()
+        return page, len(queries)
+
+    page, _count = list_page()
+    assert "Ouvrir la revue de la semaine" in page
+    weekly = services.review_open(actor=animator, site=site, now=timezone.now() - timedelta(days=28))
+    page, few = list_page()
+    assert "Reprendre la revue de la semaine du" in page and "Ouvrir la revue de la semaine" not in page
+    assert url("review_detail", site, pk=weekly.pk) in page
+    services.review_close(actor=animator, weekly=weekly)
+    for weeks_ago in (3, 2, 1):
+        later = services.review_open(
+            actor=animator, site=site, now=timezone.now() - timedelta(days=7 * weeks_ago)
+        )
+        services.review_close(actor=animator, weekly=later)
+    page, many = list_page()
+    assert page.count("data-review=") == 4 and "Ouvrir la revue de la semaine" in page
+    assert few == many
