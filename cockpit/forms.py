@@ -83,7 +83,10 @@ class ReviewEntryForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("kind") != EntryKind.ACTION:
-            data["owner"], data["due_on"] = None, None
+            # Owner and due date belong to action items: ignored (errors included) otherwise.
+            for name in ("owner", "due_on"):
+                self.errors.pop(name, None)
+                data[name] = None
             return data
         if data.get("owner") is None and "owner" not in self.errors:
             self.add_error("owner", _("Choose who carries the action."))

@@ -55,6 +55,7 @@ class Reason:
     kind: str
     text: str
     url: str
+    entry_id: int | None = None  # the open action item an `action` reason is about
 
 
 @dataclass
@@ -85,8 +86,10 @@ def site_agenda(cases, site, *, since: datetime, until: datetime) -> list[Agenda
     (`agenda` for a page, `cockpit.services.review_open` for the site's animators)."""
     items: dict[int, AgendaItem] = {}
 
-    def add(case_id, kind, text, url):
-        items.setdefault(case_id, AgendaItem("", "", "", case_id)).reasons.append(Reason(kind, text, url))
+    def add(case_id, kind, text, url, entry_id=None):
+        items.setdefault(case_id, AgendaItem("", "", "", case_id)).reasons.append(
+            Reason(kind, text, url, entry_id)
+        )
 
     for case_id, public_id, created, enrolled in cases.filter(
         Q(created_at__gte=since, created_at__lt=until) | Q(enrolled_at__gte=since, enrolled_at__lt=until)
@@ -159,20 +162,23 @@ def site_agenda(cases, site, *, since: datetime, until: datetime) -> list[Agenda
         .order_by("-opened_at")
         .values("pk")[:1]
     )
+    # Carried over: only the cases still under way (a closed case's items and actions are moot).
     for case_id, public_id, opened_at in ReviewItem.objects.filter(
-        review__in=last, case__in=cases, entries__isnull=True
+        review__in=last, case__in=cases, case__state__in=OPEN_CASE_STATES, entries__isnull=True
     ).values_list("case_id", "case__public_id", "review__opened_at"):
         text = _("Nothing recorded at the review of %(date)s") % {"date": _day(opened_at)}
         add(case_id, CARRIED, text, reverse("case_detail", kwargs={"public_id": public_id}))
 
     today = timezone.localdate(until)
-    for case_id, public_id, text, due_on, first, last_name, username in ReviewEntry.objects.filter(
+    for entry_id, case_id, public_id, text, due_on, first, last_name, username in ReviewEntry.objects.filter(
         item__review__site=site,
         item__case__in=cases,
+        item__case__state__in=OPEN_CASE_STATES,
         kind=EntryKind.ACTION,
         done_at__isnull=True,
         item__review__opened_at__lt=until,
     ).values_list(
+        "pk",
         "item__case_id",
         "item__case__public_id",
         "text",
@@ -183,12 +189,12 @@ def site_agenda(cases, site, *, since: datetime, until: datetime) -> list[Agenda
     ):
         owner = f"{first} {last_name}".strip() or username
         template = (
-            _("Action item of %(owner)s, late since %(date)s: %(text)s")
+            _("Action item carried by %(owner)s, late since %(date)s: %(text)s")
             if due_on < today
-            else _("Action item of %(owner)s, due %(date)s: %(text)s")
+            else _("Action item carried by %(owner)s, due %(date)s: %(text)s")
         )
         text = template % {"owner": owner, "date": _day(due_on), "text": text}
-        add(case_id, ACTION, text, reverse("case_detail", kwargs={"public_id": public_id}))
+        add(case_id, ACTION, text, reverse("case_detail", kwargs={"public_id": public_id}), entry_id)
 
     if not items:
         return []
@@ -286,6 +292,7 @@ def open_actions_of(user) -> list[ReviewEntry]:
             kind=EntryKind.ACTION,
             done_at__isnull=True,
             item__case__in=Case.objects.visible_to(user),
+            item__case__state__in=OPEN_CASE_STATES,
         )
         .select_related("item__review__site", "item__case")
         .order_by("due_on", "pk")[:100]
@@ -322,14 +329,38 @@ def participants_of(site_id) -> list:
 
 def action_owners(weekly: WeeklyReview, items) -> dict[int, list]:
     """Who may own an action item of each item (by item id): the site's animators and the case's
-    referent, active — the people who see the case and act on it. One query (the animators), the
-    items' cases and referents being loaded with them."""
+    referent — the people who see the case and act on it: active, and the referent still a
+    member, as referent, of the organisation they act for (casework.rules.case_visibility_q). Two
+    queries (the animators, the referents' memberships), the items' cases and referents being
+    loaded with them."""
+    from casework.models import Membership
+
     animators = participants_of(weekly.site_id)
     known = {user.pk for user in animators}
+    cases = [item.case for item in items]
+    acting = (
+        set(
+            Membership.objects.filter(
+                user_id__in={case.referent_id for case in cases},
+                organisation_id__in={case.referent_organisation_id for case in cases},
+                is_active=True,
+                can_be_referent=True,
+                organisation__is_active=True,
+            ).values_list("user_id", "organisation_id")
+        )
+        if cases
+        else set()
+    )
     owners = {}
     for item in items:
         referent = item.case.referent
-        extra = [referent] if referent.is_active and referent.pk not in known else []
+        extra = (
+            [referent]
+            if referent.is_active
+            and referent.pk not in known
+            and (referent.pk, item.case.referent_organisation_id) in acting
+            else []
+        )
         owners[item.pk] = sorted([*animators, *extra], key=_person_key)
     return owners
 
@@ -340,3 +371,27 @@ def _person_key(user):
 
 def item_get(weekly: WeeklyReview, pk) -> ReviewItem:
     return get_object_or_404(weekly.items.select_related("case__referent", "review"), pk=pk)
+
+
+def open_action_ids(items) -> set[int]:
+    """Which of the action items carried over on these items (the `entry` of their `action`
+    reasons) are still open: their « mark done » buttons. One query."""
+    ids = {reason["entry"] for item in items for reason in item.reasons if reason.get("entry")}
+    if not ids:
+        return set()
+    return set(
+        ReviewEntry.objects.filter(pk__in=ids, kind=EntryKind.ACTION, done_at__isnull=True).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def review_of_user(user, pk) -> WeeklyReview | None:
+    """A review of one of the sites whose board `user` opens, from an untrusted id; else None."""
+    if not (isinstance(pk, str) and pk.isdigit() and len(pk) < 19):
+        return None
+    return (
+        WeeklyReview.objects.filter(pk=int(pk), site__in=PilotSite.objects.filter(board_sites_q(user)))
+        .select_related("site")
+        .first()
+    )

@@ -54,6 +54,7 @@ def _render_review(request, site, weekly, *, bound=None, status=200):
         "site": site,
         "review": weekly,
         "items": items,
+        "open_entries": review.open_action_ids(items) if weekly.is_open else set(),
         "schedule": review.schedule_of(site),
         "participants": weekly.participants.all() if not weekly.is_open else review.participants_of(site.pk),
     }
@@ -65,6 +66,9 @@ def review_entry_add(request, slug, pk, item):
     site = selectors.board_site(request.user, slug)
     weekly = review.review_get(site, pk)
     agenda_item = review.item_get(weekly, item)
+    if not weekly.is_open:
+        messages.error(request, _("This review is closed: nothing can be recorded on it any more."))
+        return redirect("review_detail", slug=slug, pk=weekly.pk)
     owners = review.action_owners(weekly, [agenda_item])[agenda_item.pk]
     form = ReviewEntryForm(request.POST, owners=owners, prefix=f"item{agenda_item.pk}")
     if form.is_valid():
@@ -103,7 +107,8 @@ def action_done(request, pk):
         messages.error(request, error.message)
     else:
         messages.success(request, _("The action item is marked done."))
-    if request.POST.get("from") == "review":
-        weekly = entry.item.review
+    # Back to the review page the button was on (one of the user's sites), else the task list.
+    weekly = review.review_of_user(request.user, request.POST.get("review"))
+    if weekly is not None:
         return redirect("review_detail", slug=weekly.site.slug, pk=weekly.pk)
     return redirect("task_list")

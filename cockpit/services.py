@@ -90,18 +90,24 @@ def review_open(*, actor, site: PilotSite, now=None) -> WeeklyReview:
     with translation.override("fr"):
         items = review.site_agenda(Case.objects.filter(site=site), site, since=since, until=now)
     weekly = WeeklyReview.objects.create(site=site, week=week, since=since, opened_at=now, opened_by=actor)
-    ReviewItem.objects.bulk_create(
-        ReviewItem(
+    # One by one (not bulk_create): each frozen item gets its entry in the audit trail.
+    for position, item in enumerate(items):
+        ReviewItem.objects.create(
             review=weekly,
             case_id=item.case_id,
             position=position,
             company=item.company[:255],
             referent=item.referent[:255],
-            reasons=[{"kind": r.kind, "text": r.text, "url": r.url} for r in item.reasons],
+            reasons=[_reason_row(reason) for reason in item.reasons],
         )
-        for position, item in enumerate(items)
-    )
     return weekly
+
+
+def _reason_row(reason: review.Reason) -> dict:
+    row = {"kind": reason.kind, "text": reason.text, "url": reason.url}
+    if reason.entry_id is not None:
+        row["entry"] = reason.entry_id
+    return row
 
 
 def _lock_open(weekly: WeeklyReview) -> WeeklyReview:
@@ -143,7 +149,12 @@ def review_entry_add(*, actor, item: ReviewItem, kind, text, owner=None, due_on=
             message=gettext_lazy(
                 "Action item for you from the weekly review (%(company)s), due %(date)s: %(text)s"
             ),
-            params={"company": item.company, "date": date_format(due_on, "SHORT_DATE_FORMAT"), "text": text},
+            params={
+                "company": item.company,
+                "date": date_format(due_on, "SHORT_DATE_FORMAT"),
+                # On one line: the notification's text also heads the e-mail's subject.
+                "text": " ".join(text.split()),
+            },
             actor=actor,
             case=item.case,
         )
@@ -192,7 +203,12 @@ def render_minutes(weekly: WeeklyReview, participants) -> tuple[str, str, str]:
         "site": weekly.site,
         "participants": participants,
         "items": items,
-        "left_open": [item for item in items if not item.entries.all()],
+        # Carried over to the next review: nothing recorded, or an action item still open.
+        "carried": [
+            item
+            for item in items
+            if not item.entries.all() or any(entry.is_open_action for entry in item.entries.all())
+        ],
         "url": outbox.absolute(reverse("review_detail", kwargs={"slug": weekly.site.slug, "pk": weekly.pk})),
     }
     with translation.override("fr"):

@@ -42,7 +42,11 @@ def queue_emails(users, *, subject: str, body_text: str, body_html: str) -> int:
     minutes of a weekly review). Returns how many were queued."""
     emails = [
         OutboxEmail(
-            recipient=user, to=user.email, subject=subject[:250], body_text=body_text, body_html=body_html
+            recipient=user,
+            to=user.email,
+            subject=" ".join(subject.split())[:250],
+            body_text=body_text,
+            body_html=body_html,
         )
         for user in users
         if user.email
@@ -67,7 +71,8 @@ def queue_immediate(notifications) -> None:
                 OutboxEmail(
                     recipient=user,
                     to=user.email,
-                    subject=f"[Territoires de solutions] {notification.text[:180]}",
+                    # A header holds one line: any line break of the text would stop the send.
+                    subject=f"[Territoires de solutions] {' '.join(notification.text.split())[:180]}",
                     body_text=render_to_string("notifications/email/notification.txt", context),
                     body_html=render_to_string("notifications/email/notification.html", context),
                 )

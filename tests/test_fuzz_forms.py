@@ -887,7 +887,8 @@ NOT_FUZZED_URLS = {
     "review_detail": "GET page without parameters (read after every entry fuzzed)",
     "review_open": "POST without fields (tests/test_review_meeting.py)",
     "review_close": "POST without fields (tests/test_review_meeting.py)",
-    "action_done": "POST whose only field `from` is compared to one value (tests/test_review_meeting.py)",
+    "action_done": "POST whose only field `review` (where to go back) is looked up among the reviews of the "
+    "user's sites (tests/test_review_meeting.py)",
 }
 # Form classes that are not forms of a page.
 NOT_FUZZED_FORMS = {"DsfrModelForm": "base class of the model forms, no fields of its own"}

@@ -35,6 +35,11 @@ def three(site, referent):
     }
 
 
+def proposed_ten_days_ago():
+    """Move the proposals back in time: on the agenda of a review opened a week ago."""
+    Case.objects.update(created_at=timezone.now() - timedelta(days=10))
+
+
 def url(name, site, **kwargs):
     return reverse(name, kwargs={"slug": site.slug, **kwargs})
 
@@ -269,7 +274,7 @@ def test_an_action_item_is_marked_done_by_its_owner_or_the_animators_only(
     login(client, other_referent)
     assert client.post(reverse("action_done", kwargs={"pk": action.pk})).status_code == 404
     login(client, animator)
-    response = client.post(reverse("action_done", kwargs={"pk": action.pk}), {"from": "review"})
+    response = client.post(reverse("action_done", kwargs={"pk": action.pk}), {"review": str(weekly.pk)})
     assert response["Location"] == url("review_detail", site, pk=weekly.pk)
     action.refresh_from_db()
     assert action.done_by == animator
@@ -345,3 +350,132 @@ def test_the_list_of_reviews_continues_the_one_under_way_in_the_same_queries(
     page, many = list_page()
     assert page.count("data-review=") == 4 and "Ouvrir la revue de la semaine" in page
     assert few == many
+
+
+def test_a_multi_line_action_reaches_its_owner_by_email(site, animator, referent, three, mailoutbox):
+    from notifications import outbox
+
+    weekly = services.review_open(actor=animator, site=site)
+    services.review_entry_add(
+        actor=animator,
+        item=item_of(weekly, three["Atelier Dupont"]),
+        kind="action",
+        text="Appeler le gérant\r\npuis envoyer la fiche de poste",
+        owner=referent,
+        due_on=timezone.localdate(),
+    )
+    assert outbox.drain() == 1
+    [email] = mailoutbox
+    assert email.to == [referent.email] and "\n" not in email.subject
+    assert "Appeler le gérant puis envoyer la fiche de poste" in email.subject
+
+
+def test_a_referent_who_left_their_organisation_owns_no_action(site, animator, referent, three):
+    from casework.exceptions import BusinessRuleError
+    from casework.models import Membership
+
+    weekly = services.review_open(actor=animator, site=site)
+    item = item_of(weekly, three["Atelier Dupont"])
+    assert referent in review.action_owners(weekly, [item])[item.pk]
+    Membership.objects.filter(user=referent).update(is_active=False)
+    assert review.action_owners(weekly, [item])[item.pk] == [animator]
+    with pytest.raises(BusinessRuleError):
+        services.review_entry_add(
+            actor=animator,
+            item=item,
+            kind="action",
+            text="Visite",
+            owner=referent,
+            due_on=timezone.localdate(),
+        )
+    assert not ReviewEntry.objects.exists() and not Notification.objects.exists()
+
+
+def test_a_carried_action_is_marked_done_from_the_next_review(client, login, site, animator, referent, three):
+    proposed_ten_days_ago()
+    first = services.review_open(actor=animator, site=site, now=timezone.now() - timedelta(days=7))
+    action = services.review_entry_add(
+        actor=animator,
+        item=item_of(first, three["Atelier Dupont"]),
+        kind="action",
+        text="Visite",
+        owner=referent,
+        due_on=timezone.localdate(),
+    )
+    services.review_close(actor=animator, weekly=first)
+    second = services.review_open(actor=animator, site=site)
+    login(client, animator)
+    page = client.get(url("review_detail", site, pk=second.pk)).content.decode()
+    done_url = reverse("action_done", kwargs={"pk": action.pk})
+    assert done_url in page
+    response = client.post(done_url, {"review": str(second.pk)})
+    assert response["Location"] == url("review_detail", site, pk=second.pk)
+    action.refresh_from_db()
+    assert action.done_by == animator
+    assert done_url not in client.get(url("review_detail", site, pk=second.pk)).content.decode()
+
+
+def test_an_item_of_another_review_is_not_found_here(client, login, site, animator, three):
+    proposed_ten_days_ago()
+    first = services.review_open(actor=animator, site=site, now=timezone.now() - timedelta(days=7))
+    services.review_close(actor=animator, weekly=first)
+    second = services.review_open(actor=animator, site=site)
+    CaseFactory(site=site)
+    foreign = first.items.first()
+    response = entry_post(login(client, animator), site, second, foreign)
+    assert response.status_code == 404
+    assert not ReviewEntry.objects.exists()
+
+
+def test_a_decision_ignores_the_fields_of_an_action(client, login, site, animator, three):
+    weekly = services.review_open(actor=animator, site=site)
+    item = item_of(weekly, three["Atelier Dupont"])
+    response = entry_post(login(client, animator), site, weekly, item, owner="abc", due_on="32/13/2026")
+    assert response.status_code == 302
+    entry = ReviewEntry.objects.get()
+    assert (entry.kind, entry.owner, entry.due_on) == ("decision", None, None)
+
+
+def test_a_closed_case_does_not_come_back(site, animator, referent, three):
+    proposed_ten_days_ago()
+    from casework import services as case_services
+
+    first = services.review_open(actor=animator, site=site, now=timezone.now() - timedelta(days=7))
+    services.review_entry_add(
+        actor=animator,
+        item=item_of(first, three["Atelier Dupont"]),
+        kind="action",
+        text="Visite",
+        owner=referent,
+        due_on=timezone.localdate(),
+    )
+    services.review_close(actor=animator, weekly=first)  # the other two: nothing recorded
+    for name in ("Atelier Dupont", "Boulangerie Bernard"):
+        case_services.case_transition(
+            actor=referent, case=three[name], name="withdraw", expected_state="proposed", reason="Retrait"
+        )
+    second = services.review_open(actor=animator, site=site)
+    assert [item.company for item in second.items.all()] == ["Charpente Colas"]
+    assert review.open_actions_of(referent) == []
+
+
+def test_the_task_list_reads_the_same_queries_with_more_action_items(client, login, site, animator, referent):
+    cases = CaseFactory.create_batch(6, site=site, referent=referent)
+    weekly = services.review_open(actor=animator, site=site)
+    login(client, referent)
+    counts = []
+    for case in (cases[0], *cases[1:]):
+        services.review_entry_add(
+            actor=animator,
+            item=item_of(weekly, case),
+            kind="action",
+            text="Suivre",
+            owner=referent,
+            due_on=timezone.localdate(),
+        )
+        if case in (cases[0], cases[-1]):
+            with CaptureQueriesContext(connection) as queries:
+                page = client.get(reverse("task_list")).content.decode()
+            counts.append((len(queries), page.count("data-action-item=")))
+    assert [shown for _count, shown in counts] == [1, 6]
+    assert counts[0][0] == counts[1][0]

@@ -1499,14 +1499,14 @@ class Command(BaseCommand):
                     actor=animator,
                     item=items[0],
                     kind="decision",
-                    text="Situation suivie : le référent fait le point à la prochaine revue.",
+                    text="Situation suivie\u00a0: le référent fait le point à la prochaine revue.",
                 )
             if len(items) > 1:
                 cockpit_services.review_entry_add(
                     actor=animator,
                     item=items[1],
                     kind="action",
-                    text="Relancer l'entreprise et proposer une visite avec le partenaire.",
+                    text="Relancer l’entreprise et proposer une visite avec le partenaire.",
                     owner=items[1].case.referent,
                     due_on=self.today + datetime.timedelta(days=5),
                 )
