@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo test bench lint lock migrations-check messages clean distclean
+.PHONY: help install demo test e2e-tools bench lint lock migrations-check messages clean distclean
 
 help: ## Affiche cette aide
 	@echo "Territoires de solutions — cibles disponibles :"
@@ -65,6 +65,11 @@ demo: install ## Lance la démonstration sur http://127.0.0.1:8000 (SQLite sous 
 
 test: install ## Lance toute la suite de tests, en parallèle (options : make test PYTEST_ARGS="-k enrol -x", ou "-n 0" en série)
 	$(VPY) -m pytest -n auto --maxprocesses=4 $(PYTEST_ARGS)
+
+e2e-tools: ## Outils des tests de bout en bout : axe-core (npm ci) ; Chromium vient de Debian (apt-get install chromium)
+	@command -v npm >/dev/null 2>&1 || { echo "npm est introuvable : les tests d'accessibilité seront ignorés localement."; exit 0; }; \
+	npm ci --no-audit --no-fund --loglevel=error
+	@test -x /usr/bin/chromium || echo "Chromium est absent (sudo apt-get install chromium) : les tests de bout en bout seront ignorés localement."
 
 bench: install ## Mesure la diffusion des notifications et le tableau de bord (PostgreSQL et Redis locaux) ; résultats dans bench/results/
 	$(VPY) -m bench.notify

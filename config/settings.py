@@ -9,6 +9,7 @@ Two modes:
 See README.md, section "Configuration", for every variable.
 """
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -178,6 +179,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+    }
+    # The test database in a file, not in memory: a real server started by the end-to-end tests
+    # (daphne, another process) opens the same database. One file per test run and xdist worker
+    # (two runs at once do not share it); Django deletes it at the end of the run. Measured: the
+    # suite is no slower than in memory.
+    _run = env_str("PYTEST_XDIST_TESTRUNUID", "")[:12] or str(os.getpid())
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(VAR_DIR / f"test-{_run}-{env_str('PYTEST_XDIST_WORKER', 'main')}.sqlite3")
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
