@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 from django.db.models import Case as Choose
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -117,8 +117,9 @@ class Board:
 
 
 def board_cases(user, sites, *, category="", overdue_only=False, thresholds) -> QuerySet:
-    """The open cases of `sites` the user may see, filtered, each annotated with its light's rank
-    (`urgency`: 0 red, 1 orange, 2 green)."""
+    """The open cases of `sites` the user may see, filtered. Not annotated: the counters add the
+    light's rank (`_urgency`), the cards' subqueries need none (an annotation would be copied and
+    resolved again in each of them, for nothing)."""
     cases = Case.objects.visible_to(user).filter(
         site__in=[site.pk for site in sites], state__in=OPEN_CASE_STATES
     )
@@ -126,10 +127,11 @@ def board_cases(user, sites, *, category="", overdue_only=False, thresholds) -> 
         cases = cases.filter(Exists(Need.objects.filter(case_id=OuterRef("pk"), category=category)))
     if overdue_only:
         cases = cases.filter(thresholds.overdue_q())
-    return cases.annotate(urgency=_urgency(thresholds))
+    return cases
 
 
 def _urgency(thresholds: Thresholds) -> Choose:
+    """The light's rank of a case (`urgency`: 0 red, 1 orange, 2 green), from `Thresholds`."""
     return Choose(
         When(thresholds.red_q(), then=Value(0)),
         When(thresholds.orange_q(), then=Value(1)),
@@ -138,44 +140,47 @@ def _urgency(thresholds: Thresholds) -> Choose:
     )
 
 
+# What a card shows, read with its case. The names of its site and referent are not joined: the
+# board has its sites in hand and reads the referents anyway (for the referent filter). `idle` (the
+# time since the last activity, annotated by `board`) is read rather than the activity's date: a
+# duration is read by psycopg's C loader, a date by Django's time-zone one, in Python.
 CARD_FIELDS = (
+    "state",
     "public_id",
     "company__name",
-    "referent__first_name",
-    "referent__last_name",
-    "referent__username",
-    "site__name",
+    "referent_id",
+    "site_id",
     "open_requests",
     "overdue_requests",
-    "last_activity_at",
-    "red_at",
+    "idle",
     "urgency",
 )
 
 
-def _card(row: dict, thresholds: Thresholds) -> Card:
-    referent = f"{row['referent__first_name']} {row['referent__last_name']}".strip()
+def _card(row: dict, site_names: dict, referent_names: dict) -> Card:
     return Card(
         public_id=str(row["public_id"]),
         company=row["company__name"],
-        referent=referent or row["referent__username"],
-        site=row["site__name"],
+        referent=referent_names[row["referent_id"]],
+        site=site_names[row["site_id"]],
         open_requests=row["open_requests"],
         overdue_requests=row["overdue_requests"],
         light=LIGHTS[row["urgency"]],
-        idle_days=max((thresholds.now - row["last_activity_at"]).days, 0),
+        idle_days=max(row["idle"].days, 0),
     )
 
 
 def board(user, sites, *, referent_id=None, category="", overdue_only=False, now=None) -> Board:
     """The board of `sites` as `user` may see it. Queries, whatever the number of cases: one for the
     counters (grouped by state, light and referent, which also gives the referents of the filter),
-    one for those referents, and one per column for its most urgent cards."""
+    one for the most urgent cards of every column (one per column on SQLite), and one for the
+    referents (those of the filter, whose names the cards show too)."""
     thresholds = Thresholds.at(now or timezone.now())
     cases = board_cases(user, sites, category=category, overdue_only=overdue_only, thresholds=thresholds)
     columns = {state: Column(state, CaseState(state).label) for state in OPEN_CASE_STATES}
     referent_ids = set()
-    for row in cases.order_by().values("state", "urgency", "referent_id").annotate(n=Count("pk")):
+    counters = cases.annotate(urgency=_urgency(thresholds)).order_by()
+    for row in counters.values("state", "urgency", "referent_id").annotate(n=Count("*")):
         referent_ids.add(row["referent_id"])
         if referent_id and row["referent_id"] != referent_id:
             continue
@@ -186,21 +191,34 @@ def board(user, sites, *, referent_id=None, category="", overdue_only=False, now
         cases = cases.filter(referent_id=referent_id)
     # Each column's most urgent cases: those that turned (or turn) red first — every red case
     # before any other, since a case is red exactly when its `red_at` has passed. Each column's top
-    # is read from the (state, red_at) index; company, referent and site are joined for those rows
-    # alone. PostgreSQL takes the columns' tops in one UNION ALL; SQLite cannot order inside one.
-    tops = [cases.filter(state=state).order_by("red_at", "pk").values("pk")[:CARD_LIMIT] for state in columns]
+    # is read from the (state, red_at) index; the cards' fields are then read for the chosen rows
+    # alone (only the company is joined), in the order shown: by `red_at`, then public id.
+    # PostgreSQL takes the columns' tops in one UNION ALL; SQLite cannot order inside one.
+    by_urgency = cases.order_by("red_at", "pk").values("pk")
+    tops = [by_urgency.filter(state=state)[:CARD_LIMIT] for state in columns]
     if connection.features.supports_slicing_ordering_in_compound:
         tops = [tops[0].union(*tops[1:], all=True)]
-    for top in tops:
-        rows = (
-            Case.objects.filter(pk__in=top)
-            .annotate(urgency=_urgency(thresholds))
-            .order_by()  # sorted below: no need for the model's default ordering
-            .values("state", *CARD_FIELDS)
+    cards = (
+        Case.objects.annotate(
+            urgency=_urgency(thresholds), idle=Value(thresholds.now) - F("last_activity_at")
         )
-        for row in sorted(rows, key=lambda row: (row["red_at"], row["public_id"])):
-            columns[row["state"]].cards.append(_card(row, thresholds))
-    referents = list(User.objects.filter(pk__in=referent_ids).order_by("last_name", "first_name", "pk"))
+        .order_by("red_at", "public_id")
+        .values(*CARD_FIELDS)
+    )
+    rows = [row for top in tops for row in cards.filter(pk__in=top)]
+    # One query for the referents of the filter and those of the cards: the same people, unless a
+    # case changed referent between the counters and the cards (the filter offers the former).
+    people = {
+        person.pk: person
+        for person in User.objects.filter(
+            pk__in=referent_ids.union(row["referent_id"] for row in rows)
+        ).order_by("last_name", "first_name", "pk")
+    }
+    referent_names = {pk: person.get_full_name() or person.username for pk, person in people.items()}
+    site_names = {site.pk: site.name for site in sites}
+    for row in rows:
+        columns[row["state"]].cards.append(_card(row, site_names, referent_names))
+    referents = [person for pk, person in people.items() if pk in referent_ids]
     return Board(
         sites=list(sites), columns=list(columns.values()), thresholds=thresholds, referents=referents
     )
