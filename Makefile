@@ -89,7 +89,7 @@ migrations-check: install ## Vérifie qu'aucune migration ne manque
 
 messages: install ## Met à jour et compile les traductions françaises (nécessite gettext)
 	@command -v msgfmt >/dev/null 2>&1 || { echo "Erreur : gettext est requis (sudo apt-get install gettext)."; exit 1; }
-	$(MANAGE) makemessages -l fr --no-obsolete --ignore=.venv --ignore=var --ignore=tests
+	$(MANAGE) makemessages -l fr --no-obsolete --ignore=.venv --ignore=var --ignore=tests --ignore=node_modules
 	$(MANAGE) compilemessages --ignore=.venv --ignore=var
 
 clean: ## Supprime var/ (base SQLite de démonstration, clé secrète locale, courriels) mais garde .venv

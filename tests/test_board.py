@@ -218,6 +218,7 @@ def test_an_acceptance_moves_the_card_on_the_animators_board(client, login, site
     partial = client.get(url, headers={"HX-Request": "true"})
     assert partial.templates[0].name == "cockpit/partials/board.html"
     assert read_board(partial.content.decode())["active"][1] == [(str(case.public_id), "green")]
+    assert "Dernière activité aujourd’hui" in partial.content.decode()  # not « il y a 0 jour »
 
 
 def test_who_opens_which_board(
