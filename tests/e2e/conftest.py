@@ -23,10 +23,6 @@ import pytest
 
 from tests import live
 
-# Playwright's synchronous API runs an event loop in the test's thread: Django's guard against
-# ORM calls from async code would refuse the test's own (synchronous) database work.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = Path(os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -65,16 +61,30 @@ def redis_url() -> str | None:
     return url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium():
+    """One browser for the end-to-end tests of a worker, closed after the last of them: Playwright's
+    synchronous API keeps an event loop running in the test's thread while it is open, which the
+    other tests (async_to_sync) must not inherit. Meanwhile Django's guard against ORM calls from
+    async code is lifted for the tests' own synchronous database work (never for the servers)."""
     if not CHROMIUM.exists():
         missing(f"Chromium absent ({CHROMIUM}): apt-get install chromium")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @dataclass
@@ -99,6 +109,7 @@ def server(transactional_db, tmp_path, settings):
     env = live.server_env(SITE_URL=f"http://127.0.0.1:{port}", ALLOWED_HOSTS="127.0.0.1,localhost", **extra)
     if not redis:
         env.pop("REDIS_URL", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server keeps Django's async safety
     log = tmp_path / f"daphne-{port}.log"
     with live.daphne(port, env, log):
         yield Server(port=port, env=env, log=log, redis=redis)
