@@ -148,6 +148,22 @@ def test_request_open_form_posted_twice_opens_one_request(client, login, referen
     assert response.status_code == 200
 
 
+def test_the_decliner_goes_back_to_the_queue_not_to_a_missing_page(
+    client, login, referent, transport, transport_agent, diagnosed
+):
+    """Declining takes the case out of the organisation's sight: the agent lands on their queue, with
+    the confirmation, instead of « Page non trouvée » (the request they just left)."""
+    service_request = services.request_open(
+        actor=referent, case=diagnosed, need=diagnosed.needs.get(), brief="x", category="mobility"
+    )
+    login(client, transport_agent)
+    act(client, service_request, "claim")
+    response = act(client, service_request, "decline", {"decline-reason": "no_capacity"})
+    assert response.redirect_chain[-1][0] == reverse("task_list") + "?vue=file"
+    assert response.status_code == 200
+    assert any("Vous avez décliné la demande" in text for text in alerts(response))
+
+
 def test_bad_action_input_is_explained(client, login, referent, transport, transport_agent, diagnosed):
     service_request = services.request_open(
         actor=referent, case=diagnosed, need=diagnosed.needs.get(), brief="x", category="mobility"

@@ -7,6 +7,7 @@ import uuid
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -211,6 +212,9 @@ def request_action(request, public_id, name):
         messages.error(request, error.message)
     else:
         messages.success(request, done)
+        # A decline takes the case out of the decliner's sight: back to their queue, not to a 404.
+        if not selectors.requests_visible_to(request.user).filter(pk=service_request.pk).exists():
+            return redirect(f"{reverse('task_list')}?vue=file")
     return redirect("request_detail", public_id=service_request.public_id)
 
 
