@@ -19,9 +19,21 @@ and their roles at most RIGHTS_TTL seconds old at each ring, so losing access to
 notifications within a second. The sites whose boards the socket follows are re-read when the
 user's animator assignments change ("rights.changed", sent after commit by a signal) and at the
 latest every BOARD_RIGHTS_TTL seconds.
+
+Redis may stop, or restart: without persistence it comes back empty, every group membership
+forgotten, and the sockets that did not notice (the layer's client retries quietly) would never hear
+a ring again. So a socket notes which Redis it joined its groups on (`layer_identity`: the servers'
+run ids) and, once per server process, `_watch_layer` reads them again every WATCH_INTERVAL seconds
+and closes with CLOSE_TRY_AGAIN the sockets that joined an earlier one. A layer error inside a socket
+closes it the same way instead of crashing it. Either way the browser reconnects with back-off, joins
+the groups again, replays from the database what it missed and re-reads the live parts of its page.
 """
 
+import asyncio
+import contextlib
+import logging
 import time
+import weakref
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -30,12 +42,75 @@ from django.contrib.auth import get_user_model
 from notifications import selectors
 from notifications.delivery import site_group, user_group
 
+try:
+    from redis.exceptions import RedisError
+except ImportError:  # pragma: no cover - redis comes with channels_redis
+    RedisError = OSError
+
+# What a channel layer raises when its backend is unreachable (OSError covers timeouts).
+LAYER_ERRORS = (RedisError, OSError)
+
+logger = logging.getLogger(__name__)
+
 CLOSE_UNAUTHORISED = 4401
+# The channel layer failed or restarted: try again later (RFC 6455's 1013 is not open to
+# applications: daphne's autobahn accepts 1000 and 3000-4999 only).
+CLOSE_TRY_AGAIN = 4503
+WATCH_INTERVAL = 2.0
 RIGHTS_TTL = 1.0
 BOARD_RIGHTS_TTL = 30.0
 
 
+async def layer_identity(layer):
+    """Which Redis servers the layer talks to now (their run ids, new at each restart); None for a
+    layer without Redis (the in-memory layer of the embedded mode: one process, nothing to lose)."""
+    if not hasattr(layer, "ring_size") or not hasattr(layer, "connection"):
+        return None
+    servers = [layer.connection(index) for index in range(layer.ring_size)]
+    return tuple([(await server.info("server"))["run_id"] for server in servers])
+
+
+_sockets = weakref.WeakSet()  # the open sockets of this process that joined their groups
+_watch_task = None
+
+
+def _watch(consumer) -> None:
+    global _watch_task
+    _sockets.add(consumer)
+    loop = asyncio.get_running_loop()
+    if _watch_task is None or _watch_task.done() or _watch_task.get_loop() is not loop:
+        _watch_task = loop.create_task(_watch_layer(consumer.channel_layer))
+
+
+async def _watch_layer(layer) -> None:
+    """While this process has sockets: close those whose groups were joined on another Redis."""
+    while _sockets:
+        await asyncio.sleep(WATCH_INTERVAL)
+        try:
+            now = await layer_identity(layer)
+        except LAYER_ERRORS:
+            continue  # unreachable: the sockets wait (or fail and close); read again later
+        stale = [consumer for consumer in _sockets if consumer.layer_identity != now]
+        if stale:
+            logger.warning("notifications: Redis restarted, %d socket(s) closed to join again", len(stale))
+        for consumer in stale:
+            _sockets.discard(consumer)
+            with contextlib.suppress(Exception):
+                await consumer.close(code=CLOSE_TRY_AGAIN)
+
+
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        except LAYER_ERRORS as error:
+            # Refused before the handshake, closed after it: either way the browser tries again later.
+            logger.warning("notifications: channel layer unreachable, socket closed (%s)", error)
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
+        finally:
+            _sockets.discard(self)
+
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -51,15 +126,20 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         self.group = user_group(user.pk)
         self.site_ids, self.site_ids_read_at = rights, time.monotonic()
         self.joined_site_ids = set()
+        self.layer_identity = await layer_identity(self.channel_layer)  # before joining: never newer
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self._join_sites()
         await self.accept()
+        if self.layer_identity is not None:
+            _watch(self)
 
     async def disconnect(self, code):
-        if getattr(self, "group", None):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-        for site_id in getattr(self, "joined_site_ids", ()):
-            await self.channel_layer.group_discard(site_group(site_id), self.channel_name)
+        groups = [self.group] if getattr(self, "group", None) else []
+        groups += [site_group(site_id) for site_id in getattr(self, "joined_site_ids", ())]
+        for group in groups:
+            # The layer may be down: the membership then dies with it, or expires (group_expiry).
+            with contextlib.suppress(*LAYER_ERRORS):
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
         kind = content.get("type") if isinstance(content, dict) else None

@@ -1,6 +1,8 @@
 // Live notifications: the database is the source of truth, the socket only brings what is new.
 // On every (re)connection the page sends the last id it holds and the server replays what came
-// after; ids already shown are ignored. Heartbeat every 25 s, reconnection with back-off.
+// after; ids already shown are ignored. Heartbeat every 25 s, reconnection with back-off. Rings
+// lost while the socket was down (server restarted, Redis unreachable) also concerned the live parts
+// of the page: after a reconnection they are all read again.
 (function () {
   "use strict";
   var body = document.body;
@@ -8,6 +10,7 @@
   var lastId = parseInt(body.dataset.notificationLastId || "0", 10);
   var seen = {};
   var delay = 1000;
+  var interrupted = false;  // a socket closed or failed since the page was rendered
   var socket = null;
   var heartbeat = null;
   var revoked = false;
@@ -15,6 +18,7 @@
   var bell = document.getElementById("notification-bell");
   var bellCount = document.getElementById("notification-count");
   var toasts = document.getElementById("notification-toasts");
+  var TOAST_MS = 20000;
 
   function setCount(count) {
     if (!bellCount) { return; }
@@ -32,17 +36,43 @@
     var p = document.createElement("p");
     p.appendChild(link);
     box.appendChild(p);
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "fr-btn--close fr-btn";
+    close.title = toasts.dataset.closeLabel || "";
+    close.textContent = toasts.dataset.closeLabel || "×";
+    close.addEventListener("click", function () { box.remove(); });
+    box.appendChild(close);
     toasts.appendChild(box);
-    setTimeout(function () { box.remove(); }, 8000);
+    // Long enough to be reached with the keyboard, and never while it is pointed at or focused.
+    function expire() {
+      if (box.matches(":hover") || box.contains(document.activeElement)) {
+        setTimeout(expire, 5000);
+      } else {
+        box.remove();
+      }
+    }
+    setTimeout(expire, TOAST_MS);
   }
 
   function refreshLiveParts(selector) {
     // Parts marked data-live-refresh (or data-live-board, for board events of a pilot site the user
     // animates) are reloaded in place (htmx), unless the user is typing in them.
+    // A keyboard user's focus on a link or button of the part comes back to the same link (same
+    // address) or control (same id) once the part is replaced.
     document.querySelectorAll(selector || "[data-live-refresh]").forEach(function (part) {
-      if (part.contains(document.activeElement) && document.activeElement.form) { return; }
+      var focused = part.contains(document.activeElement) ? document.activeElement : null;
+      if (focused && focused.form) { return; }
       if (window.htmx && part.id) {
-        window.htmx.ajax("GET", window.location.href, { target: "#" + part.id, select: "#" + part.id, swap: "outerHTML" });
+        var id = focused && focused.id;
+        var href = focused && focused.getAttribute("href");
+        window.htmx.ajax("GET", window.location.href, { target: "#" + part.id, select: "#" + part.id, swap: "outerHTML" })
+          .then(function () {
+            if (!focused) { return; }
+            var fresh = document.getElementById(part.id);
+            var again = fresh && (id ? document.getElementById(id) : href ? fresh.querySelector('a[href="' + CSS.escape(href) + '"]') : null);
+            if (again) { again.focus(); }
+          });
       }
     });
   }
@@ -73,6 +103,8 @@
     socket.addEventListener("open", function () {
       delay = 1000;
       socket.send(JSON.stringify({ type: "hello", last_id: lastId }));
+      if (interrupted) { refreshLiveParts("[data-live-refresh], [data-live-board]"); }
+      interrupted = false;
       heartbeat = setInterval(function () {
         if (socket.readyState === WebSocket.OPEN) { socket.send(JSON.stringify({ type: "ping" })); }
       }, 25000);
@@ -80,6 +112,7 @@
     socket.addEventListener("message", onMessage);
     socket.addEventListener("close", function () {
       clearInterval(heartbeat);
+      interrupted = true;
       if (revoked) { return; }
       var wait = delay + Math.random() * 1000;
       delay = Math.min(delay * 2, 30000);
