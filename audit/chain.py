@@ -161,6 +161,18 @@ def _complete(entry) -> None:
         entry.remote_addr = None  # not an address (a forged X-Forwarded-For): not recorded
 
 
+# The chains whose lock the running transaction already holds: set by `audited_atomic` for the
+# extent of its block, right after it took the change chain's lock (held until the transaction
+# ends, so for the whole block). Inside it, taking that lock again (a nested service, the flow
+# lock, each audit entry) would only repeat a query.
+_held_chains = ContextVar("audit_held_chains", default=frozenset())
+
+
+def holds_lock(chain: str = "change") -> bool:
+    """The running transaction took `chain`'s lock at its start (`audited_atomic`) and still holds it."""
+    return chain in _held_chains.get() and connection.in_atomic_block
+
+
 def write_lock() -> None:
     """Take the change chain's lock now, at the start of a write transaction, before any row lock.
 
@@ -168,8 +180,9 @@ def write_lock() -> None:
     waited for this lock while another held it and waited for that row would deadlock on
     PostgreSQL, so every business write transaction takes this lock first: `audited_atomic` in the
     services, `ChainFirstLock` in the flows. SQLite needs nothing (BEGIN IMMEDIATE already
-    serialises writers at the start)."""
-    _lock("change")
+    serialises writers at the start). Nothing to do when the transaction already holds it."""
+    if not holds_lock("change"):
+        _lock("change")
 
 
 def _lock(chain: str) -> None:
@@ -186,6 +199,13 @@ def append(entry, *args, **kwargs) -> None:
     from django.db.models import Model
 
     entry.chain = chain_of(entry)
+    if holds_lock(entry.chain):
+        # Inside a business transaction that took this chain's lock first (`audited_atomic`): the
+        # lock is held until its commit, and a failed INSERT fails the whole transaction (auditlog
+        # re-raises, and the service's block rolls back), so neither the lock query nor a savepoint
+        # of its own is needed.
+        Model.save(entry, *args, **kwargs)
+        return
     with transaction.atomic():
         _lock(entry.chain)
         Model.save(entry, *args, **kwargs)
@@ -427,7 +447,11 @@ def redact(entries, *, at=None) -> tuple[int, list[int]]:
 def _audited():
     with transaction.atomic():
         write_lock()
-        yield
+        token = _held_chains.set(_held_chains.get() | {"change"})
+        try:
+            yield
+        finally:
+            _held_chains.reset(token)
 
 
 def audited_atomic(function=None):

@@ -79,6 +79,11 @@ def _sqlite_file_database(django_db_setup, django_db_blocker, tmp_path_factory):
 def race_world(site, referent):
     """A diagnosed case with a need, a toolbox service of a provider organisation serving the
     site's territory, and eight agents of that organisation: built once per test."""
+    return build_race_world(site, referent)
+
+
+def build_race_world(site, referent) -> dict:
+    """The world of `race_world` (also used by `make bench`, bench/claim_race.py)."""
     case = CaseFactory(site=site, referent=referent, diagnosed=True)
     need = NeedFactory(case=case, created_by=referent, category="mobility")
     provider = OrganisationFactory(name="Plateforme mobilité")

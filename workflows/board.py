@@ -20,23 +20,29 @@ def _count(requests) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def refresh_cases(cases: QuerySet) -> int:
+def refresh_cases(cases: QuerySet, activity_at=None) -> int:
     """Recompute the request summary of `cases` from their requests (one UPDATE whatever their
     number). The nearest deadline is that of a request
-    waiting for its partner's answer, or of one whose deadline passed (overdue)."""
+    waiting for its partner's answer, or of one whose deadline passed (overdue). With
+    `activity_at`, the same UPDATE also dates the cases' last activity (as
+    `casework.services.record_activity` does)."""
     requests = ServiceRequest.objects.filter(case_id=OuterRef("pk"), stage__in=OPEN_REQUEST_STATUSES)
     deadlines = requests.filter(Q(stage__in=PROVIDER_STATUSES) | Q(overdue=True), deadline__isnull=False)
     nearest = deadlines.order_by("deadline").values("deadline")[:1]
+    activity = {} if activity_at is None else {"last_activity_at": activity_at}
     return cases.update(
         open_requests=_count(requests),
         overdue_requests=_count(requests.filter(overdue=True)),
         next_deadline=Subquery(nearest),
-        # The SET clauses see the row as it was: red_at reads the new deadline from the subquery.
-        red_at=red_at_expression(deadline=Subquery(nearest)),
+        # The SET clauses see the row as it was: red_at reads the new deadline from the subquery,
+        # and the new activity from `activity_at`.
+        red_at=red_at_expression(last_activity=activity_at, deadline=Subquery(nearest)),
+        **activity,
     )
 
 
-def refresh_case(case_id: int, site_id: int, case_public_id) -> None:
-    """Recompute one case's summary and ring its site's board after commit."""
-    refresh_cases(Case.objects.filter(pk=case_id))
+def refresh_case(case_id: int, site_id: int, case_public_id, activity_at=None) -> None:
+    """Recompute one case's summary (and, with `activity_at`, date its last activity) and ring its
+    site's board after commit."""
+    refresh_cases(Case.objects.filter(pk=case_id), activity_at)
     board_ring_after_commit(site_id, case_public_id)

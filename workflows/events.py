@@ -8,9 +8,11 @@ from workflows import board
 from workflows.models import RequestEvent
 
 
-def record(request, kind, *, actor=None, organisation=None, text="", params=None):
+def record(request, kind, *, actor=None, organisation=None, text="", params=None, activity_at=None):
     """One timeline row. `text` may be a lazy string with %(name)s placeholders filled from
-    `params`; it is stored in French, the users' language, whatever the actor's interface."""
+    `params`; it is stored in French, the users' language, whatever the actor's interface.
+    `activity_at`: a user's step also dates the case's last activity (what
+    `casework.services.record_activity` does), in the same UPDATE as the board's figures."""
     with translation.override("fr"):
         rendered = str(text) % params if params else str(text)
     event = RequestEvent.objects.create(
@@ -18,7 +20,7 @@ def record(request, kind, *, actor=None, organisation=None, text="", params=None
     )
     # Every step of a request goes through here (services, flow callbacks, the deadline timer):
     # the one place that keeps the case's board summary true.
-    board.refresh_case(request.case_id, request.case.site_id, request.case.public_id)
+    board.refresh_case(request.case_id, request.case.site_id, request.case.public_id, activity_at=activity_at)
     return event
 
 

@@ -12,17 +12,18 @@ could hand a task to "anyone"."""
 
 from contextlib import contextmanager
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.http import HttpResponseNotFound
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from viewflow import this
 from viewflow.workflow import act, flow, lock
+from viewflow.workflow.exceptions import FlowLockFailed
 
-from audit.chain import write_lock
+from audit.chain import holds_lock, write_lock
 from workflows import events, routing
 from workflows.business_days import add_business_days
-from workflows.models import EventKind, RequestStatus, ServiceRequest
+from workflows.models import EventKind, RequestStatus, RequestTask, ServiceRequest
 
 NOBODY = "workflows.manage_servicerequest"  # no user holds it: tasks move through our services only
 
@@ -32,10 +33,26 @@ def not_mounted(request, **kwargs):  # pragma: no cover - viewflow's views are n
 
 
 class ChainFirstLock(lock.SelectForUpdateLock):
-    """viewflow's row lock on the process, taken after the audit chain's write lock."""
+    """viewflow's row lock on the process, taken after the audit chain's write lock.
+
+    Inside a service (`audited_atomic`: the chain's lock is already held) the row lock joins the
+    service's transaction without a savepoint of its own: whatever fails under it, a lock error
+    included, fails the whole service, which rolls back. The same `SELECT … FOR UPDATE`, waiting,
+    tried once (`attempts=1`, as configured below: a failed statement aborts the transaction, there
+    is nothing to retry in). Elsewhere (the timer dispatcher) it is viewflow's lock, in its own
+    transaction or savepoint, after the chain's lock."""
 
     @contextmanager
     def __call__(self, flow_class, process_pk):
+        if holds_lock():
+            with transaction.atomic(savepoint=False):
+                try:
+                    rows = flow_class.process_class._default_manager.filter(pk=process_pk)
+                    rows.select_for_update(nowait=self.nowait).exists()
+                except DatabaseError:
+                    raise FlowLockFailed(f"Lock failed for {flow_class}") from None
+                yield
+            return
         with transaction.atomic():
             write_lock()
             with super().__call__(flow_class, process_pk):
@@ -46,6 +63,7 @@ class ServiceRequestFlow(flow.Flow):
     """A request of a case into the shared toolbox, routed to a partner organisation."""
 
     process_class = ServiceRequest
+    task_class = RequestTask  # viewflow's Task, read with its request (workflows.models)
     # Row lock on the request, WAITING for it (FOR UPDATE without NOWAIT): contenders queue for a
     # few milliseconds, then read the new state (who took the task). viewflow's default NOWAIT
     # retry loop catches the lock error inside its savepoint and then releases that savepoint in

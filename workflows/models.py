@@ -10,7 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
-from viewflow.workflow.models import Process
+from viewflow.workflow.managers import TaskQuerySet
+from viewflow.workflow.models import Process, Task
 
 from casework.enums import ToolboxCategory
 
@@ -233,3 +234,21 @@ class Escalation(models.Model):
     @property
     def is_open(self) -> bool:
         return self.decided_at is None
+
+
+class RequestTaskManager(models.Manager.from_queryset(TaskQuerySet)):
+    def get_queryset(self):
+        return super().get_queryset().select_related("process__servicerequest")
+
+
+class RequestTask(Task):
+    """A task of the service request flow: viewflow's own `Task` table and rows (a proxy), read
+    with its request. viewflow reads the tasks of a flow through `ServiceRequestFlow.task_class`'s
+    default manager (the timer boundary cancelled when a review is answered, the timers, the
+    cancellation of a request) and then reaches the request through `task.process.coerced`: joined
+    here, that is one query instead of three."""
+
+    objects = RequestTaskManager()
+
+    class Meta:
+        proxy = True

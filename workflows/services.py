@@ -2,6 +2,7 @@
 user's rights checked again on the server before viewflow moves a task (viewflow's own
 permissions are queries, not gates)."""
 
+from contextlib import contextmanager
 from datetime import date
 
 from django.utils import timezone
@@ -43,10 +44,13 @@ def _flow_lock_failed():
     return StaleStateError(_("Someone else is working on this request right now. Try again in a moment."))
 
 
-def _touch(case_id: int, now=None) -> None:
+def _touch(case: Case, now=None) -> None:
     """Record activity on the case (casework.services.record_activity: the board's "days since
-    the last activity", and its ring after commit)."""
-    case_services.record_activity(Case.objects.only("site_id", "public_id").get(pk=case_id), now)
+    the last activity", and its ring after commit). `case` is the instance the step already read
+    (it needs only its id, site and public id): no re-read. A step that writes a timeline row stamps
+    the activity with it instead (`events.record(..., activity_at=now)`: the same UPDATE as the
+    board's figures, one ring)."""
+    case_services.record_activity(case, now)
 
 
 def _member_of(user: User, organisation_id: int | None) -> bool:
@@ -142,7 +146,7 @@ def _open(
     if case.state == CaseState.DIAGNOSED and not on_behalf:
         case_services.case_transition(actor=actor, case=case, name="activate", expected_state=case.state)
     else:
-        _touch(case.pk)
+        _touch(case)
     return ServiceRequest.objects.get(pk=request.pk)
 
 
@@ -165,7 +169,7 @@ def task_claim(*, actor: User, task_id: int) -> Task:
     exactly one wins and the other is told who took it."""
     task = _task(task_id, FLOW.review, FLOW.dispatch)
     try:
-        with task.activation() as activation:
+        with _activation(task) as activation:
             request = activation.process
             if not _may_handle(task, request, actor):
                 raise NotAllowedError(_("This task is not for you."))
@@ -203,7 +207,7 @@ def task_release(*, actor: User, task_id: int) -> Task:
     """Put a task one took back into the queue."""
     task = _task(task_id, FLOW.review, FLOW.dispatch)
     try:
-        with task.activation() as activation:
+        with _activation(task) as activation:
             _check_open(task)
             if task.owner_id != actor.pk or task.status != STATUS.ASSIGNED:
                 raise NotAllowedError(_("Only the person who took this task can release it."))
@@ -219,11 +223,31 @@ def task_release(*, actor: User, task_id: int) -> Task:
 
 
 def _task(task_id: int, *nodes) -> Task:
-    """The human task `task_id` of one of these nodes (unlocked: lock it with task.activation())."""
-    task = Task.objects.filter(pk=task_id, flow_task__in=nodes).select_related("owner").first()
+    """The human task `task_id` of one of these nodes (unlocked: lock it with `_activation(task)`)."""
+    task = Task.objects.filter(pk=task_id, flow_task__in=nodes).first()
     if task is None:
         raise StaleStateError(_("This task does not exist any more."))
     return task
+
+
+# What a step reads besides the task: its request, the request's case with the company and the
+# referent (timeline, notifications, the audit entry's name of the request), its provider.
+STEP_RELATED = (
+    "owner",
+    "process__servicerequest__case__company",
+    "process__servicerequest__case__referent",
+    "process__servicerequest__provider",
+)
+
+
+@contextmanager
+def _activation(task: Task):
+    """viewflow's `task.activation()` — the flow lock on the request, then the task re-read under
+    it — with the task's request and what the step reads of it fetched in that same re-read (one
+    query instead of one for the task, two for the request, then one per related object)."""
+    with task.flow_task.flow_class.lock(task.process_id):
+        task.refresh_from_db(from_queryset=Task.objects.select_related(*STEP_RELATED))
+        yield task.flow_task.activation_class(task)
 
 
 def _execute(activation):
@@ -255,7 +279,7 @@ def _answerable(activation, actor: User) -> ServiceRequest:
 def request_accept(*, actor: User, task_id: int) -> ServiceRequest:
     task = _task(task_id, FLOW.review)
     try:
-        with task.activation() as activation:
+        with _activation(task) as activation:
             request = _answerable(activation, actor)
             now = timezone.now()
             request.accepted_by = actor
@@ -263,7 +287,9 @@ def request_accept(*, actor: User, task_id: int) -> ServiceRequest:
             request.stage = RequestStatus.ACCEPTED
             request.overdue = False
             request.save(update_fields=["accepted_by", "accepted_at", "stage", "overdue"])
-            events.record(request, EventKind.ACCEPTED, actor=actor, organisation=request.provider)
+            events.record(
+                request, EventKind.ACCEPTED, actor=actor, organisation=request.provider, activity_at=now
+            )
             events.tell(
                 request,
                 "request_accepted",
@@ -274,7 +300,6 @@ def request_accept(*, actor: User, task_id: int) -> ServiceRequest:
                 category=request.category_label,
             )
             _execute(activation)
-            _touch(request.case_id, now)
             return request
     except FlowLockFailed:
         raise _flow_lock_failed() from None
@@ -298,7 +323,7 @@ def request_decline(
         raise BusinessRuleError(_("Explain the reason of the decline."))
     task = _task(task_id, FLOW.review)
     try:
-        with task.activation() as activation:
+        with _activation(task) as activation:
             request = _answerable(activation, actor)
             if suggested_organisation is not None and suggested_organisation.pk == request.provider_id:
                 raise BusinessRuleError(_("Suggest another organisation than yours."))
@@ -318,6 +343,7 @@ def request_decline(
                 organisation=request.provider,
                 text=gettext_lazy("%(reason)s — %(details)s") if reason_text else label,
                 params={"reason": label, "details": reason_text} if reason_text else None,
+                activity_at=timezone.now(),
             )
             events.tell(
                 request,
@@ -335,7 +361,6 @@ def request_decline(
                 request.data = {**(request.data or {}), "preferred_provider": suggested_organisation.pk}
                 request.save(update_fields=["data"])
             _execute(activation)  # -> route: next provider, or the animators
-            _touch(request.case_id)
             return ServiceRequest.objects.get(pk=request.pk)
     except FlowLockFailed:
         raise _flow_lock_failed() from None
@@ -346,7 +371,7 @@ def request_dispatch(*, actor: User, task_id: int, provider: Organisation) -> Se
     """The animators give an unroutable or overdue request to a partner by hand."""
     task = _task(task_id, FLOW.dispatch)
     try:
-        with task.activation() as activation:
+        with _activation(task) as activation:
             _check_open(task)
             request = activation.process
             if not rules.is_site_animator(request.case.site_id, actor):
@@ -411,8 +436,8 @@ def intervention_plan(
         organisation=request.provider,
         text=gettext_lazy("%(kind)s on %(date)s"),
         params={"kind": InterventionKind(kind).label, "date": f"{planned_on:%d/%m/%Y}"},
+        activity_at=timezone.now(),
     )
-    _touch(request.case_id)
     return intervention
 
 
@@ -445,8 +470,8 @@ def intervention_record(
         organisation=request.provider,
         text=gettext_lazy("%(kind)s: %(outcome)s") if outcome else InterventionKind(intervention.kind).label,
         params={"kind": InterventionKind(intervention.kind).label, "outcome": outcome} if outcome else None,
+        activity_at=timezone.now(),
     )
-    _touch(request.case_id)
     return intervention
 
 
@@ -477,7 +502,7 @@ def request_deliver(
     }
     task = _task(task_id, FLOW.deliver)
     try:
-        with task.activation() as activation:
+        with _activation(task) as activation:
             _check_open(task)
             request = activation.process
             if not _member_of(actor, request.provider_id):
@@ -494,7 +519,12 @@ def request_deliver(
             request.stage = RequestStatus.DELIVERED
             request.save()
             events.record(
-                request, EventKind.DELIVERED, actor=actor, organisation=request.provider, text=result_text
+                request,
+                EventKind.DELIVERED,
+                actor=actor,
+                organisation=request.provider,
+                text=result_text,
+                activity_at=now,
             )
             events.tell(
                 request,
@@ -508,7 +538,6 @@ def request_deliver(
                 category=request.category_label,
             )
             _execute(activation)  # -> validate, assigned to the referent
-            _touch(request.case_id, now)
             return ServiceRequest.objects.get(pk=request.pk)
     except FlowLockFailed:
         raise _flow_lock_failed() from None
@@ -522,7 +551,7 @@ def request_validate(*, actor: User, task_id: int, accept: bool, comment: str = 
         raise BusinessRuleError(_("Say what is missing before sending the request back."))
     task = _task(task_id, FLOW.validate)
     try:
-        with task.activation() as activation:
+        with _activation(task) as activation:
             _check_open(task)
             request = activation.process
             if not rules.is_case_referent(request.case, actor):
@@ -543,7 +572,7 @@ def request_validate(*, actor: User, task_id: int, accept: bool, comment: str = 
                     "The referent sent back the %(category)s request of %(company)s: %(comment)s"
                 )
             request.save()
-            events.record(request, kind, actor=actor, text=comment)
+            events.record(request, kind, actor=actor, text=comment, activity_at=now)
             events.tell(
                 request,
                 event_type,
@@ -554,7 +583,6 @@ def request_validate(*, actor: User, task_id: int, accept: bool, comment: str = 
                 comment=comment,
             )
             _execute(activation)  # -> end, or back to delivery
-            _touch(request.case_id, now)
             if (
                 accept
                 and not request.need.requests.exclude(pk=request.pk)
@@ -597,7 +625,7 @@ def _cancel(request: ServiceRequest, actor: User, reason: str) -> ServiceRequest
             request.stage = RequestStatus.CANCELLED
             request.cancel_reason = reason
             FLOW.instance.cancel(request)
-            events.record(request, EventKind.CANCELLED, actor=actor, text=reason)
+            events.record(request, EventKind.CANCELLED, actor=actor, text=reason, activity_at=timezone.now())
             recipients = events.provider_agents(request.provider) if provider_was_involved else []
             if waiting_for_animators:
                 recipients += events.site_animators(request.case)
@@ -610,7 +638,6 @@ def _cancel(request: ServiceRequest, actor: User, reason: str) -> ServiceRequest
                 category=request.category_label,
                 reason=reason,
             )
-            _touch(request.case_id)
             return request
     except FlowLockFailed:
         raise _flow_lock_failed() from None
@@ -641,7 +668,7 @@ def escalation_raise(*, actor: User, case: Case, text: str) -> Escalation:
         actor=actor,
         case=case,
     )
-    _touch(case.pk)
+    _touch(case)
     return escalation
 
 

@@ -1,0 +1,87 @@
+"""The accept path's SQL, pinned: a partner agent accepting a request they claimed is one
+transaction of a fixed number of statements (BEGIN and COMMIT included), as in production — not
+nested in a test transaction. `make bench` measures the same path on PostgreSQL (key
+"write_path", docs/performance.md).
+
+What the count covers, in order: the audit chain's lock (PostgreSQL), the task, the flow lock on
+the request, the task re-read under it with its request, case, company, referent and provider
+(one query), auditlog's read of the request before its update, the chain's head and the audit
+entry, the request's update, the timeline row, the case's board figures with its activity stamp
+(one UPDATE), the referent's preference and notification, viewflow closing the review, cancelling
+its deadline timer (its task read with its request) and creating the gate and the delivery task."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from viewflow.workflow.models import Task
+from viewflow.workflow.status import STATUS
+
+from audit import chain
+from audit.models import AuditEntry
+from casework import rules
+from casework.models import Case, User
+from notifications.models import Notification
+from tests.factories import (
+    CaseFactory,
+    MembershipFactory,
+    NeedFactory,
+    OrganisationFactory,
+    ToolboxServiceFactory,
+    UserFactory,
+)
+from workflows import services
+from workflows.flows import ServiceRequestFlow as FLOW
+from workflows.models import EventKind, RequestStatus, ServiceRequest
+
+# Lower it when the path gets lighter; never raise it without saying why (docs/performance.md).
+ACCEPT_QUERIES = {"sqlite": 23, "postgresql": 24}
+
+
+@pytest.fixture
+def claimed(site, referent):
+    """A review task claimed by an agent of the provider, and the agent as the view has them
+    (a fresh instance whose roles were read by the page's own queries)."""
+    case = CaseFactory(site=site, referent=referent, diagnosed=True)
+    need = NeedFactory(case=case, created_by=referent, category="mobility")
+    provider = OrganisationFactory(name="Plateforme mobilité")
+    service = ToolboxServiceFactory(
+        category="mobility", provider=provider, territories=[site.territory], response_time_days=3
+    )
+    agent = UserFactory(first_name="Yann", last_name="Bodin")
+    MembershipFactory(user=agent, organisation=provider, can_be_referent=False)
+    request = services.request_open(actor=referent, case=case, need=need, service=service, brief="Mobilité")
+    task = Task.objects.get(process_id=request.pk, flow_task=FLOW.review, status=STATUS.NEW)
+    services.task_claim(actor=agent, task_id=task.pk)
+    actor = User.objects.get(pk=agent.pk)
+    rules.user_roles(actor)
+    return {"task": task, "request": request, "case": case, "actor": actor, "referent": referent}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_accepting_a_request_takes_a_fixed_number_of_statements(claimed):
+    entries_before = AuditEntry.objects.count()
+    with CaptureQueriesContext(connection) as queries:
+        services.request_accept(actor=claimed["actor"], task_id=claimed["task"].pk)
+    statements = [query["sql"] for query in queries.captured_queries]
+    expected = ACCEPT_QUERIES[connection.vendor]
+    assert len(statements) == expected, (
+        f"{len(statements)} statements on {connection.vendor}, pinned at {expected}:\n"
+        + "\n".join(f"{i:2} {sql[:150]}" for i, sql in enumerate(statements, 1))
+    )
+    assert statements[0].startswith("BEGIN") and statements[-1] == "COMMIT"
+
+    # Nothing of the step was lost on the way.
+    request = ServiceRequest.objects.get(pk=claimed["request"].pk)
+    assert request.stage == RequestStatus.ACCEPTED and request.accepted_by_id == claimed["actor"].pk
+    assert list(request.events.values_list("kind", flat=True))[-1] == EventKind.ACCEPTED
+    assert Task.objects.filter(process_id=request.pk, flow_task=FLOW.deliver, status=STATUS.ASSIGNED).exists()
+    assert Notification.objects.filter(
+        recipient=claimed["referent"], event_type="request_accepted", service_request=request
+    ).exists()
+    entry = AuditEntry.objects.order_by("-pk").first()
+    assert AuditEntry.objects.count() == entries_before + 1
+    assert entry.object_pk == str(request.pk) and entry.actor_id == claimed["actor"].pk
+    assert set(entry.changes) == {"stage", "accepted_at", "accepted_by"}
+    case = Case.objects.get(pk=claimed["case"].pk)
+    assert case.last_activity_at == request.accepted_at and case.open_requests == 1
+    assert chain.verify() == []
