@@ -58,6 +58,18 @@ def item_of(weekly, case):
     return weekly.items.get(case=case)
 
 
+def add_action(animator, item, owner, text, due_on=None):
+    """An action item recorded by `animator` on `item` for `owner`, due today unless told."""
+    return services.review_entry_add(
+        actor=animator,
+        item=item,
+        kind="action",
+        text=text,
+        owner=owner,
+        due_on=due_on or timezone.localdate(),
+    )
+
+
 def test_opening_freezes_the_agenda_once_per_week(client, login, site, animator, three):
     login(client, animator)
     response = client.post(url("review_open", site))
@@ -263,14 +275,7 @@ def test_an_action_item_is_marked_done_by_its_owner_or_the_animators_only(
     client, login, site, animator, referent, other_referent, three
 ):
     weekly = services.review_open(actor=animator, site=site)
-    action = services.review_entry_add(
-        actor=animator,
-        item=item_of(weekly, three["Atelier Dupont"]),
-        kind="action",
-        text="Visite",
-        owner=referent,
-        due_on=timezone.localdate(),
-    )
+    action = add_action(animator, item_of(weekly, three["Atelier Dupont"]), referent, "Visite")
     login(client, other_referent)
     assert client.post(reverse("action_done", kwargs={"pk": action.pk})).status_code == 404
     login(client, animator)
@@ -304,14 +309,7 @@ def test_the_review_page_reads_the_same_number_of_queries_at_any_size(
         WeeklyReview.objects.all().delete()
         weekly = services.review_open(actor=animator, site=site)
         for item in weekly.items.all():
-            services.review_entry_add(
-                actor=animator,
-                item=item,
-                kind="action",
-                text="Suivre",
-                owner=animator,
-                due_on=timezone.localdate(),
-            )
+            add_action(animator, item, animator, "Suivre")
         login(client, animator)
         with CaptureQueriesContext(connection) as queries:
             assert client.get(url("review_detail", site, pk=weekly.pk)).status_code == 200
@@ -356,13 +354,11 @@ def test_a_multi_line_action_reaches_its_owner_by_email(site, animator, referent
     from notifications import outbox
 
     weekly = services.review_open(actor=animator, site=site)
-    services.review_entry_add(
-        actor=animator,
-        item=item_of(weekly, three["Atelier Dupont"]),
-        kind="action",
-        text="Appeler le gérant\r\npuis envoyer la fiche de poste",
-        owner=referent,
-        due_on=timezone.localdate(),
+    add_action(
+        animator,
+        item_of(weekly, three["Atelier Dupont"]),
+        referent,
+        "Appeler le gérant\r\npuis envoyer la fiche de poste",
     )
     assert outbox.drain() == 1
     [email] = mailoutbox
@@ -380,28 +376,14 @@ def test_a_referent_who_left_their_organisation_owns_no_action(site, animator, r
     Membership.objects.filter(user=referent).update(is_active=False)
     assert review.action_owners(weekly, [item])[item.pk] == [animator]
     with pytest.raises(BusinessRuleError):
-        services.review_entry_add(
-            actor=animator,
-            item=item,
-            kind="action",
-            text="Visite",
-            owner=referent,
-            due_on=timezone.localdate(),
-        )
+        add_action(animator, item, referent, "Visite")
     assert not ReviewEntry.objects.exists() and not Notification.objects.exists()
 
 
 def test_a_carried_action_is_marked_done_from_the_next_review(client, login, site, animator, referent, three):
     proposed_ten_days_ago()
     first = services.review_open(actor=animator, site=site, now=timezone.now() - timedelta(days=7))
-    action = services.review_entry_add(
-        actor=animator,
-        item=item_of(first, three["Atelier Dupont"]),
-        kind="action",
-        text="Visite",
-        owner=referent,
-        due_on=timezone.localdate(),
-    )
+    action = add_action(animator, item_of(first, three["Atelier Dupont"]), referent, "Visite")
     services.review_close(actor=animator, weekly=first)
     second = services.review_open(actor=animator, site=site)
     login(client, animator)
@@ -441,14 +423,7 @@ def test_a_closed_case_does_not_come_back(site, animator, referent, three):
     from casework import services as case_services
 
     first = services.review_open(actor=animator, site=site, now=timezone.now() - timedelta(days=7))
-    services.review_entry_add(
-        actor=animator,
-        item=item_of(first, three["Atelier Dupont"]),
-        kind="action",
-        text="Visite",
-        owner=referent,
-        due_on=timezone.localdate(),
-    )
+    add_action(animator, item_of(first, three["Atelier Dupont"]), referent, "Visite")
     services.review_close(actor=animator, weekly=first)  # the other two: nothing recorded
     for name in ("Atelier Dupont", "Boulangerie Bernard"):
         case_services.case_transition(
@@ -465,14 +440,7 @@ def test_the_task_list_reads_the_same_queries_with_more_action_items(client, log
     login(client, referent)
     counts = []
     for case in (cases[0], *cases[1:]):
-        services.review_entry_add(
-            actor=animator,
-            item=item_of(weekly, case),
-            kind="action",
-            text="Suivre",
-            owner=referent,
-            due_on=timezone.localdate(),
-        )
+        add_action(animator, item_of(weekly, case), referent, "Suivre")
         if case in (cases[0], cases[-1]):
             with CaptureQueriesContext(connection) as queries:
                 page = client.get(reverse("task_list")).content.decode()
