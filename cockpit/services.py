@@ -2,7 +2,7 @@
 Side effects (sockets, e-mails) leave after commit: notifications ring after commit, e-mails are
 rows of the outbox sent by the background loop."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -12,9 +12,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from audit.chain import audited_atomic
+from casework import rules
 from casework.exceptions import BusinessRuleError, NotAllowedError, StaleStateError
 from casework.models import Case, PilotSite
-from casework.rules import user_roles
 from cockpit import review
 from cockpit.models import (
     ACTION_MAX_DUE_DAYS,
@@ -32,9 +32,7 @@ from notifications.services import notify
 def _is_animator(actor, site_id) -> bool:
     """An animator of the site or a platform administrator, active (the charter is asked by the
     pages, as for every other service)."""
-    if not getattr(actor, "is_active", False):
-        return False
-    return actor.is_platform_admin or site_id in user_roles(actor).animated_site_ids
+    return actor.is_platform_admin or rules.is_site_animator(site_id, actor)
 
 
 def _require_animator(actor, site_id) -> None:
@@ -58,7 +56,7 @@ def review_schedule_save(
     return schedule
 
 
-def week_of(moment) -> "timezone.datetime.date":
+def week_of(moment) -> date:
     """The Monday of the (local) week of `moment`."""
     day = timezone.localdate(moment)
     return day - timedelta(days=day.weekday())
