@@ -21,6 +21,7 @@ from notifications.models import Notification
 from tests import live
 from tests.e2e.conftest import IN_CI, Server
 from tests.e2e.faults import Daphne, RedisServer, ServerErrors
+from tests.e2e.helpers import open_request
 from tests.factories import (
     CaseFactory,
     MembershipFactory,
@@ -134,16 +135,6 @@ def _comment(page, text: str):
     expect(page.locator("#commentaires")).to_contain_text(text)
 
 
-def _open_request(page, brief: str):
-    """From the case page, the referent opens a transport request (as in test_three_users)."""
-    page.get_by_role("link", name="Ouvrir une demande").click()
-    page.get_by_label("Besoin").select_option(index=1)
-    page.get_by_label("Ou une catégorie").select_option("mobility")
-    page.get_by_label("Ce que vous attendez").fill(brief)
-    page.get_by_role("button", name="Envoyer la demande").click()
-    expect(page).to_have_url(re.compile(r"/demandes/[0-9a-f-]+/$"))
-
-
 def test_redis_stopped_for_ten_seconds_while_users_work(server, open_as, world, referent, animator, errors):
     """Redis stops for 10 s and comes back empty (no persistence: every group membership forgotten).
     Meanwhile the agent takes and accepts the request, the referent comments (mentioning the agent)
@@ -165,7 +156,7 @@ def test_redis_stopped_for_ten_seconds_while_users_work(server, open_as, world, 
     errors.watch(tab)
     _comment(tab, "@agent.mobilite les recrues commencent lundi.")
     tab.goto(_case_path(case))
-    _open_request(tab, "Un troisième scooter.")
+    open_request(tab, "Un troisième scooter.")
     assert errors.seen == []
     expect(watching.locator("#live-request")).not_to_contain_text("Acceptée")  # the bell is down
     time.sleep(max(0.0, OUTAGE - (time.monotonic() - down_since)))
@@ -290,6 +281,6 @@ def test_two_servers_share_postgresql_and_redis(
     watching.goto(f"{second}{_case_path(case)}")
     _comment(watching, "@agent.mobilite merci pour la réactivité.")
     expect(agent_page.locator("#notification-toasts")).to_contain_text("vous a mentionné", timeout=LIVE)
-    _open_request(watching, "Un troisième scooter.")
+    open_request(watching, "Un troisième scooter.")
     expect(card).to_contain_text("2 demandes ouvertes", timeout=LIVE)
     assert errors.seen == []

@@ -5,6 +5,7 @@ been left alone for a while (it has its own « Masquer ce message » button)."""
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.helpers import open_request
 from tests.factories import (
     CaseFactory,
     MembershipFactory,
@@ -38,11 +39,7 @@ def test_a_live_refresh_keeps_the_keyboard_focus_and_toasts_can_be_dismissed(ser
     first.focus()
 
     # The referent opens a second request: the agent's queue is refreshed live.
-    page = open_as(referent, f"/dossiers/{cases[1].public_id}/demandes/nouvelle/")
-    page.get_by_label("Besoin").select_option(index=1)
-    page.get_by_label("Ou une catégorie").select_option("mobility")
-    page.get_by_label("Ce que vous attendez").fill("Un scooter.")
-    page.get_by_role("button", name="Envoyer la demande").click()
+    open_request(open_as(referent, f"/dossiers/{cases[1].public_id}/"), "Un scooter.")
 
     expect(queue.locator("#live-tasks")).to_contain_text("Bêta", timeout=15_000)
     expect(queue.locator(f'#live-tasks a[href="{href}"]')).to_be_focused()
