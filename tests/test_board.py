@@ -24,10 +24,11 @@ from tests.factories import (
     ToolboxServiceFactory,
     UserFactory,
 )
+from workflows import board
 from workflows import services as request_services
 from workflows.business_days import add_business_days
 from workflows.flows import ServiceRequestFlow
-from workflows.models import ServiceRequest
+from workflows.models import RequestStatus, ServiceRequest
 
 pytestmark = pytest.mark.django_db
 
@@ -119,9 +120,7 @@ def test_every_counter_equals_the_list_it_summarises_on_random_data(
         )
         assert set(shown) == set(OPEN_CASE_STATES)
         for state, (counter, cards) in shown.items():
-            assert counter == len(cards), (
-                f"{state}: counter {counter} for {len(cards)} cards ({filters})"
-            )
+            assert counter == len(cards), f"{state}: counter {counter} for {len(cards)} cards ({filters})"
             assert sorted(cards) == sorted(expected[state]), f"{state} {filters}"
         all_cards = [card for _, cards in shown.values() for card in cards]
         for light in selectors.LIGHTS:
@@ -337,3 +336,53 @@ def test_an_acceptance_reaches_the_animators_open_board_over_its_socket(
         reverse("board", kwargs={"slug": site.slug}), headers={"HX-Request": "true"}
     )
     assert read_board(partial.content.decode())["active"][1] == [(str(case.public_id), "green")]
+
+
+FIGURES = ("open_requests", "overdue_requests", "next_deadline", "red_at", "last_activity_at")
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_the_one_case_refresh_gives_the_figures_of_the_general_refresh(site, referent, seed):
+    """`refresh_case` runs a statement compiled once with stand-ins (workflows.board): on requests
+    in every stage, overdue or not, with or without deadlines, it must give each case exactly what
+    the general `refresh_cases` gives, with and without an activity date."""
+    rng = random.Random(seed)
+    provider = OrganisationFactory(territories=[site.territory])
+    now = timezone.now()
+    cases = []
+    for _ in range(12):
+        case = CaseFactory(site=site, referent=referent, diagnosed=True)
+        need = NeedFactory(case=case, created_by=referent, category="mobility")
+        for _ in range(rng.randint(0, 4)):
+            ServiceRequest.objects.create(
+                flow_class=ServiceRequestFlow,
+                case=case,
+                need=need,
+                category="mobility",
+                brief="Scooters",
+                opened_by=referent,
+                provider=provider,
+                stage=rng.choice(RequestStatus.values),
+                overdue=rng.random() < 0.3,
+                deadline=now + timedelta(days=rng.randint(-20, 20), minutes=rng.randint(0, 600))
+                if rng.random() < 0.8
+                else None,
+            )
+        Case.objects.filter(pk=case.pk).update(last_activity_at=now - timedelta(days=rng.randint(0, 30)))
+        cases.append(case)
+    ids = [case.pk for case in cases]
+
+    def figures():
+        return {case["pk"]: case for case in Case.objects.filter(pk__in=ids).values("pk", *FIGURES)}
+
+    for activity_at in (None, now - timedelta(hours=rng.randint(1, 48))):
+        board.refresh_cases(Case.objects.filter(pk__in=ids), activity_at)
+        general = figures()
+        Case.objects.filter(pk__in=ids).update(
+            open_requests=99, overdue_requests=99, next_deadline=None, red_at=now
+        )
+        for case in cases:
+            board.refresh_case(case.pk, site.pk, case.public_id, activity_at=activity_at)
+        assert figures() == general
+        assert any(row["open_requests"] for row in general.values())
+        assert any(row["next_deadline"] for row in general.values())
