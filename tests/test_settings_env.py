@@ -172,16 +172,17 @@ SETTINGS_VARIABLES = (
     "CHANNEL_ENCRYPTION_KEYS",
     "AUDIT_CHAIN_KEY",
     "AUDIT_CHAIN_KEY_FALLBACKS",
+    "DATABASE_PREPARED_STATEMENTS",
 )
 # A production-grade audit chain key (at least 32 characters, not SECRET_KEY).
 AUDIT_KEY = "audit-" + "Hq7!" * 10
 
 
-def start_django(tmp_path, **variables) -> subprocess.CompletedProcess:
+def start_django(tmp_path, code="import django; django.setup()", **variables) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key not in SETTINGS_VARIABLES}
     env.update(DJANGO_SETTINGS_MODULE="config.settings", VAR_DIR=str(tmp_path / "var"), **variables)
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
+        [sys.executable, "-c", code],
         cwd=BASE_DIR,
         env=env,
         capture_output=True,
@@ -266,6 +267,27 @@ def test_unsupported_database_url_does_not_start(tmp_path):
     result = start_django(tmp_path, DATABASE_URL="mysql://x")
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "options"),
+    [
+        (None, "{'server_side_binding': True, 'prepare_threshold': 5}"),
+        ("1", "{'server_side_binding': True, 'prepare_threshold': 5}"),
+        ("0", "{}"),
+    ],
+)
+def test_postgresql_keeps_prepared_statements_unless_turned_off(tmp_path, variable, options):
+    """Server-side binding and prepared statements (docs/performance.md) are on with PostgreSQL;
+    DATABASE_PREPARED_STATEMENTS=0 gives Django's default back, for a pooler that cannot keep
+    prepared statements."""
+    variables = {"DATABASE_URL": "postgres://tds@db.example.org:5432/tds"}
+    if variable is not None:
+        variables["DATABASE_PREPARED_STATEMENTS"] = variable
+    code = "from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS', {}))"
+    result = start_django(tmp_path, code=code, **variables)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == options
 
 
 @pytest.mark.parametrize("default", [True, False])

@@ -13,6 +13,7 @@ its deadline timer (its task read with its request) and creating the gate and th
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 
@@ -29,7 +30,7 @@ from tests.factories import (
     ToolboxServiceFactory,
     UserFactory,
 )
-from workflows import services
+from workflows import board, services
 from workflows.flows import ServiceRequestFlow as FLOW
 from workflows.models import EventKind, RequestStatus, ServiceRequest
 
@@ -85,3 +86,20 @@ def test_accepting_a_request_takes_a_fixed_number_of_statements(claimed):
     case = Case.objects.get(pk=claimed["case"].pk)
     assert case.last_activity_at == request.accepted_at and case.open_requests == 1
     assert chain.verify() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_the_steps_statements_become_prepared(claimed):
+    """PostgreSQL binds the parameters itself and keeps a statement run five times on a connection
+    prepared (config/settings.py): the acceptance's board refresh is then neither parsed nor
+    planned again (docs/performance.md)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are a PostgreSQL setting")
+    assert connection.features.uses_server_side_binding
+    case = claimed["case"]
+    for _ in range(6):
+        board.refresh_case(case.pk, case.site_id, case.public_id, activity_at=timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any(sql.startswith('UPDATE "casework_case" SET "open_requests"') for sql in prepared), prepared
