@@ -2,11 +2,18 @@
 
 The channel layer delivers at most once and may drop messages: the message carries no content,
 only "something new". Each socket then reads the user's rows after the last id it sent, from the
-database, which is the source of truth (see consumers.NotificationConsumer)."""
+database, which is the source of truth (see consumers.NotificationConsumer).
 
+In the server, a view runs in a worker thread of daphne's event loop: its rings are handed to that
+loop and the response does not wait for Redis (measured on a partner's acceptance: 2 ms, and a
+Redis that does not answer no longer holds the user's request up to its timeout). Anywhere else
+(commands, the timer process, tests) the ring is sent before `_send` returns."""
+
+import asyncio
 import logging
+import os
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -18,14 +25,35 @@ def user_group(user_id: int) -> str:
     return f"user.{int(user_id)}"
 
 
+def _server_loop():
+    """The event loop that runs this worker thread's view (asgiref records it in the thread), if
+    this thread is one."""
+    local = SyncToAsync.threadlocal
+    loop = getattr(local, "main_event_loop", None)
+    if loop is None or getattr(local, "main_event_loop_pid", None) != os.getpid() or not loop.is_running():
+        return None
+    return loop
+
+
+async def _deliver(layer, group: str, message: dict) -> None:
+    try:
+        await layer.group_send(group, message)
+    except Exception:  # the layer (Redis) may be down: the rows stay, sockets catch up later
+        logger.warning("notifications: could not reach group %s", group, exc_info=True)
+
+
 def _send(group: str, message: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    loop = _server_loop()
+    if loop is not None:
+        asyncio.run_coroutine_threadsafe(_deliver(layer, group, message), loop)
+        return
     try:
-        async_to_sync(layer.group_send)(group, message)
-    except Exception:  # the layer (Redis) may be down: the rows stay, sockets catch up later
-        logger.warning("notifications: could not reach group %s", group, exc_info=True)
+        async_to_sync(_deliver)(layer, group, message)
+    except RuntimeError:  # a thread that runs an event loop of its own: the ring is lost, not the step
+        logger.warning("notifications: could not ring group %s from this thread", group, exc_info=True)
 
 
 def site_group(site_id: int) -> str:

@@ -1,5 +1,6 @@
 """Live notifications over WebSocket: the database is the source of truth, the socket the doorbell."""
 
+import asyncio
 import functools
 import random
 
@@ -149,6 +150,32 @@ async def test_a_layer_that_drops_ten_percent_of_rings_loses_nothing(monkeypatch
     got = [m["id"] for m in received]
     assert sorted(got) == await ids_of(user)
     assert len(got) == len(set(got))  # nothing twice
+
+
+@run_async
+async def test_a_step_does_not_wait_for_the_layer_to_deliver_its_ring(monkeypatch):
+    """In the server a view's rings are handed to the event loop (notifications.delivery): a slow
+    or unreachable layer does not hold the user's request up, and the ring still arrives."""
+    user = await make_user()
+    layer = get_channel_layer()
+    original = layer.group_send
+    released = asyncio.Event()
+
+    async def slow_group_send(group, message):
+        await released.wait()
+        return await original(group, message)
+
+    communicator, _, _ = await connect(user)
+    await communicator.send_json_to({"type": "hello", "last_id": 0})
+    await communicator.send_json_to({"type": "ping"})  # answered once the hello is handled
+    assert await communicator.receive_json_from(timeout=3) == {"type": "pong"}
+    monkeypatch.setattr(layer, "group_send", slow_group_send)
+    await asyncio.wait_for(send(user, "sans attendre"), timeout=5)
+    assert await communicator.receive_nothing(timeout=0.3)
+    released.set()
+    message = await communicator.receive_json_from(timeout=3)
+    assert message["text"] == "sans attendre"
+    await communicator.disconnect()
 
 
 @run_async
