@@ -231,9 +231,9 @@ def _task(task_id: int, *nodes) -> Task:
 
 
 # What a step reads besides the task: its request, the request's case with the company and the
-# referent (timeline, notifications, the audit entry's name of the request), its provider.
+# referent (timeline, notifications, the audit entry's name of the request), its provider. Not
+# the task's owner: only the message of a task taken by someone else names them.
 STEP_RELATED = (
-    "owner",
     "process__servicerequest__case__company",
     "process__servicerequest__case__referent",
     "process__servicerequest__provider",
