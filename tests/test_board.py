@@ -310,9 +310,9 @@ def test_an_acceptance_reaches_the_animators_open_board_over_its_socket(
 ):
     """The board page listens to its site's events: the agent's acceptance rings it (after commit),
     and the part it then reloads shows the card moved."""
-    from asgiref.sync import async_to_sync, sync_to_async
+    from asgiref.sync import sync_to_async
 
-    from tests.test_notifications_live import connect
+    from tests.test_notifications_live import connect, run_async
 
     case, request, agent = routed_request(site, referent, response_days=1)
 
@@ -330,7 +330,7 @@ def test_an_acceptance_reaches_the_animators_open_board_over_its_socket(
         await socket.disconnect()
         return messages[-1]
 
-    board_message = async_to_sync(scenario)()
+    board_message = run_async(scenario)()
     assert board_message == {"type": "board", "site": site.pk, "case": str(case.public_id)}
     partial = login(client, animator).get(
         reverse("board", kwargs={"slug": site.slug}), headers={"HX-Request": "true"}
