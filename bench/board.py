@@ -17,14 +17,17 @@ bench database (by default `territoires_bench`, emptied first).
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 
-from bench.notify import DEFAULT_DATABASE, DEFAULT_REDIS, RESULTS, ROOT, percentile, prepare_environment
+from bench.notify import (
+    RESULTS,
+    percentile,
+    service_arguments,
+    start_django,
+)
+from bench.write_path import git_commit, machine
 
 TARGET_RATIO = 3.0
 TARGET_P95_MS = 300.0
@@ -93,16 +96,11 @@ def main():
     )
     parser.add_argument("--sizes", default="75,10000,100000")
     parser.add_argument("--samples", type=int, default=40)
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE))
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
+    service_arguments(parser)
     args = parser.parse_args()
     sizes = sorted(int(size) for size in args.sizes.split(","))
 
-    prepare_environment(args.database_url, args.redis_url)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    start_django(args)
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
@@ -132,15 +130,12 @@ def main():
         figures[str(size)] = measure(size, args.samples, client, admin)
         print(f"board {size}: {json.dumps(figures[str(size)])}", flush=True)
 
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    )
     figures["context"] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": commit.stdout.strip(),
+        "commit": git_commit(),
         "database": connection.vendor,
         "view": "regional board of an administrator (every pilot site), no filter",
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        **machine(),
         "targets": {"p95_ms": TARGET_P95_MS, "ratio_p95": TARGET_RATIO, "same_queries": True},
     }
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -156,9 +151,7 @@ def main():
         missed.append(f"ratio {largest['ratio_p95']} > {TARGET_RATIO}")
     if len(queries) != 1:
         missed.append(f"query counts differ across sizes: {sorted(queries)}")
-    print(
-        "board: " + ("targets met" if not missed else "TARGETS MISSED: " + "; ".join(missed)), flush=True
-    )
+    print("board: " + ("targets met" if not missed else "TARGETS MISSED: " + "; ".join(missed)), flush=True)
 
 
 if __name__ == "__main__":

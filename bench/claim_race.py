@@ -13,13 +13,17 @@ the task is the winner's with one CLAIMED event (`judge` of the test). Target: b
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
 
-from bench.notify import DEFAULT_DATABASE, DEFAULT_REDIS, RESULTS, ROOT, percentile, prepare_environment
+from bench.notify import (
+    RESULTS,
+    percentile,
+    service_arguments,
+    start_django,
+)
 from bench.write_path import empty_bench_database, git_commit, machine
 
 
@@ -64,15 +68,10 @@ def main():
     )
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--contenders", type=int, default=8, choices=range(2, 9), metavar="2..8")
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE))
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
+    service_arguments(parser)
     args = parser.parse_args()
 
-    prepare_environment(args.database_url, args.redis_url)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    start_django(args)
     from django.db import connection
 
     started = time.perf_counter()

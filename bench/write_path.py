@@ -38,7 +38,13 @@ import time
 from datetime import UTC, datetime
 from unittest import mock
 
-from bench.notify import DEFAULT_DATABASE, DEFAULT_REDIS, RESULTS, ROOT, percentile, prepare_environment
+from bench.notify import (
+    RESULTS,
+    ROOT,
+    percentile,
+    service_arguments,
+    start_django,
+)
 
 TARGET_RATIO = 10.0
 TARGET_QUERIES = 25
@@ -298,15 +304,10 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE))
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
+    service_arguments(parser)
     args = parser.parse_args()
 
-    prepare_environment(args.database_url, args.redis_url)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    start_django(args)
     from django.db import connection
 
     started = time.perf_counter()
