@@ -44,15 +44,6 @@ def _flow_lock_failed():
     return StaleStateError(_("Someone else is working on this request right now. Try again in a moment."))
 
 
-def _touch(case: Case, now=None) -> None:
-    """Record activity on the case (casework.services.record_activity: the board's "days since
-    the last activity", and its ring after commit). `case` is the instance the step already read
-    (it needs only its id, site and public id): no re-read. A step that writes a timeline row stamps
-    the activity with it instead (`events.record(..., activity_at=now)`: the same UPDATE as the
-    board's figures, one ring)."""
-    case_services.record_activity(case, now)
-
-
 def _member_of(user: User, organisation_id: int | None) -> bool:
     return organisation_id is not None and organisation_id in rules.user_roles(user).organisation_ids
 
@@ -146,7 +137,7 @@ def _open(
     if case.state == CaseState.DIAGNOSED and not on_behalf:
         case_services.case_transition(actor=actor, case=case, name="activate", expected_state=case.state)
     else:
-        _touch(case)
+        case_services.record_activity(case)
     return ServiceRequest.objects.get(pk=request.pk)
 
 
@@ -668,7 +659,7 @@ def escalation_raise(*, actor: User, case: Case, text: str) -> Escalation:
         actor=actor,
         case=case,
     )
-    _touch(case)
+    case_services.record_activity(case)
     return escalation
 
 
