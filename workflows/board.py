@@ -10,7 +10,8 @@ request step (`events.record` calls `refresh_case`), so the board is one scan of
 `refresh_case`, run by every step of every request, does not build its UPDATE each time: building
 and compiling the four subqueries took about a fifth of a partner's acceptance (bench/write_path).
 The same ORM statement is compiled once per database, with stand-in values where the case and the
-activity date go, and then run with the real ones (`_OneCaseUpdate`)."""
+activity date go, and then run with the real ones (`_OneCaseUpdate`, with the slots of
+`workflows.compiled`)."""
 
 from datetime import UTC, datetime
 
@@ -20,6 +21,7 @@ from django.db.models.functions import Coalesce
 
 from casework.models import IDLE, Case, red_at_expression
 from notifications.delivery import board_ring_after_commit
+from workflows.compiled import fill, slots_of
 from workflows.models import OPEN_REQUEST_STATUSES, PROVIDER_STATUSES, ServiceRequest
 
 
@@ -54,13 +56,6 @@ def refresh_cases(cases: QuerySet, activity_at=None) -> int:
     return cases.update(**_summary(activity_at))
 
 
-class _Slot:
-    """A parameter of a compiled statement filled at run time."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-
 class _OneCaseUpdate:
     """`refresh_cases(Case.objects.filter(pk=…), activity_at)` compiled once per database and form
     (with or without `activity_at`). The ORM compiles it with stand-ins — a case id no case has,
@@ -91,14 +86,7 @@ class _OneCaseUpdate:
             stand_ins[self._date(self.AT, connection)] = "at"
             stand_ins[self._date(self.AT + IDLE, connection)] = "idle"
             expected.update(at=1, idle=2)
-        slots = []
-        for param in params:
-            name = stand_ins.get(param) if isinstance(param, int | str | datetime) else None
-            slots.append(_Slot(name) if name else param)
-        found = {name: sum(isinstance(s, _Slot) and s.name == name for s in slots) for name in expected}
-        if found != expected:
-            raise RuntimeError(f"workflows.board: the compiled refresh holds {found}, not {expected}")
-        return statement, slots
+        return statement, slots_of(params, stand_ins, expected, "workflows.board")
 
     def run(self, case_id: int, activity_at=None) -> None:
         using = router.db_for_write(Case)
@@ -112,7 +100,7 @@ class _OneCaseUpdate:
             values["at"] = self._date(activity_at, connection)
             values["idle"] = self._date(activity_at + IDLE, connection)
         with connection.cursor() as cursor:
-            cursor.execute(statement, [values[s.name] if isinstance(s, _Slot) else s for s in slots])
+            cursor.execute(statement, fill(slots, values))
 
 
 _one_case_update = _OneCaseUpdate()

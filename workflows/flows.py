@@ -13,6 +13,7 @@ could hand a task to "anyone"."""
 from contextlib import contextmanager
 
 from django.db import DatabaseError, transaction
+from django.db.models import Subquery
 from django.http import HttpResponseNotFound
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -23,6 +24,7 @@ from viewflow.workflow.exceptions import FlowLockFailed
 from audit.chain import holds_lock, write_lock
 from workflows import events, routing
 from workflows.business_days import add_business_days
+from workflows.compiled import CompiledRead
 from workflows.models import EventKind, RequestStatus, RequestTask, ServiceRequest
 
 NOBODY = "workflows.manage_servicerequest"  # no user holds it: tasks move through our services only
@@ -57,6 +59,32 @@ class ChainFirstLock(lock.SelectForUpdateLock):
             write_lock()
             with super().__call__(flow_class, process_pk):
                 yield
+
+
+# The flow lock on the request of a task, found from the task's id in the same statement.
+_REQUEST_OF_TASK = CompiledRead(
+    lambda task: ServiceRequest.objects.filter(
+        pk=Subquery(RequestTask._base_manager.filter(pk=task).values("process_id"))
+    )
+    .order_by()
+    .select_for_update()
+    .values_list("pk", flat=True),
+    "task",
+)
+
+
+def lock_request_of_task(task_id: int) -> int | None:
+    """Inside a service: `ChainFirstLock`'s row lock on the request of task `task_id` — the same
+    waiting `SELECT … FOR UPDATE`, joining the service's transaction, a lock error raised as
+    `FlowLockFailed` —, the request found from the task in that same statement (one round trip
+    instead of reading the task first). The request's id, or None when there is no such task."""
+    if not holds_lock():
+        raise RuntimeError("lock_request_of_task runs inside a service (audited_atomic)")
+    try:
+        locked = _REQUEST_OF_TASK(task=task_id)
+    except DatabaseError:
+        raise FlowLockFailed(f"Lock failed for the request of task {task_id}") from None
+    return locked[0] if locked else None
 
 
 class ServiceRequestFlow(flow.Flow):

@@ -1,0 +1,99 @@
+"""ORM statements compiled once per database, then run with each call's values.
+
+For the small statements of a request step, building and compiling the queryset costs more than
+running it: a step's reads of its task — the task with its request, case, company, referent and
+provider, seven tables — took longer to compile than to run (bench/write_path, docs/performance.md).
+The hot ones are compiled once per database with stand-in values (ids no row has) where the
+call's values go; each parameter equal to a stand-in becomes a slot, filled at run time. The
+statement is the ORM's own, and so are the model instances made of its rows.
+
+If the compiled statement does not hold each stand-in exactly as often as expected (a Django
+upgrade compiling it otherwise, or a stand-in equal to another value of the statement), compiling
+fails loudly rather than running a wrong statement."""
+
+import copy
+from collections.abc import Callable
+
+from django.db import connections, router
+from django.db.models import QuerySet
+
+# Ids no row has: a stand-in is negative, and none is a value a statement could hold for itself.
+STAND_IN_IDS = (-424242, -434343, -454545)
+
+
+class Slot:
+    """A parameter of a compiled statement filled at run time."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+def slots_of(params, stand_ins: dict, expected: dict[str, int], where: str) -> list:
+    """`params` of a statement compiled with `stand_ins` (value → name), each stand-in parameter
+    made a `Slot`. `expected`: how many times each name must appear."""
+    slots = []
+    for param in params:
+        # Only plain values are compared (a list or an expression parameter is never a stand-in);
+        # True == 1 must not pass for a stand-in either.
+        name = stand_ins.get(param) if type(param) in (int, str) or hasattr(param, "tzinfo") else None
+        slots.append(Slot(name) if name else param)
+    found = {name: sum(isinstance(s, Slot) and s.name == name for s in slots) for name in expected}
+    if found != expected:
+        raise RuntimeError(f"{where}: the compiled statement holds {found}, not {expected}")
+    return slots
+
+
+def fill(slots: list, values: dict) -> list:
+    return [values[slot.name] if isinstance(slot, Slot) else slot for slot in slots]
+
+
+class CompiledRead:
+    """A queryset compiled once per database, then run with ids: the same rows and the same model
+    instances as the queryset (its `select_related` objects included).
+
+        _STEP = CompiledRead(lambda task: Task.objects.select_related("process").filter(pk=task), "task")
+        tasks = _STEP(task=42)
+
+    `build` receives one stand-in id per name and returns the queryset, unevaluated; each stand-in
+    must appear exactly once in its statement."""
+
+    def __init__(self, build: Callable[..., QuerySet], *names: str):
+        if not names or len(names) > len(STAND_IN_IDS):
+            raise ValueError("CompiledRead: one to three ids")
+        self._build = build
+        self._stand_ins = dict(zip(names, STAND_IN_IDS, strict=False))
+        self._where = getattr(build, "__qualname__", "CompiledRead")
+        self._compiled = {}
+        self._model = self._for_write = None
+
+    def _compile(self, using: str):
+        queryset = self._build(**self._stand_ins).using(using)
+        compiler = queryset.query.get_compiler(using)
+        # Also sets what turns the rows into instances: compiler.select, klass_info, col_count…
+        statement, params = compiler.as_sql()
+        stand_ins = {value: name for name, value in self._stand_ins.items()}
+        slots = slots_of(params, stand_ins, dict.fromkeys(self._stand_ins, 1), self._where)
+        return queryset, compiler, statement, slots
+
+    def __call__(self, **ids) -> list:
+        if ids.keys() != self._stand_ins.keys():
+            raise TypeError(f"{self._where}: give {sorted(self._stand_ins)}")
+        if self._model is None:
+            probe = self._build(**self._stand_ins)
+            self._model, self._for_write = probe.model, probe._for_write  # select_for_update: a write
+        using = (router.db_for_write if self._for_write else router.db_for_read)(self._model)
+        compiled = self._compiled.get(using)
+        if compiled is None:
+            compiled = self._compiled[using] = self._compile(using)
+        queryset, compiler, statement, slots = compiled
+        params = tuple(fill(slots, {name: int(value) for name, value in ids.items()}))
+        # The compiled compiler, copied for this call and this thread's connection, gives the
+        # statement as compiled: Django's own iterable then runs it and makes the instances.
+        run = copy.copy(compiler)
+        run.connection = connections[using]
+        run.as_sql = lambda *args, **kwargs: (statement, params)
+        clone = queryset._chain()
+        clone.query.get_compiler = lambda *args, **kwargs: run
+        return list(clone)
