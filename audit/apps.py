@@ -66,8 +66,19 @@ class AuditConfig(AppConfig):
 
 def register(model, exclude=(), **options):
     """Register `model` with auditlog, leaving out its reverse relations (auditlog would write
-    "casework.Need.None" for each of them in every creation entry)."""
+    "casework.Need.None" for each of them in every creation entry). Its updates are diffed by
+    `audit.snapshots.log_update`: auditlog's receiver, which takes the "before" kept from the
+    locked read of the row when there is one instead of reading the row again."""
+    from auditlog.receivers import log_update
     from auditlog.registry import auditlog
+    from django.db.models.signals import pre_save
+
+    from audit import snapshots
 
     reverse = [field.name for field in model._meta.get_fields() if field.auto_created and not field.concrete]
     auditlog.register(model, exclude_fields=[*reverse, *exclude], **options)
+    if not pre_save.disconnect(sender=model, dispatch_uid=auditlog._dispatch_uid(pre_save, log_update)):
+        raise RuntimeError(f"auditlog's update receiver of {model._meta.label} was not found")
+    pre_save.connect(
+        snapshots.log_update, sender=model, weak=False, dispatch_uid=("audit.snapshots", model._meta.label)
+    )

@@ -445,7 +445,9 @@ def redact(entries, *, at=None) -> tuple[int, list[int]]:
 
 @contextlib.contextmanager
 def _audited():
-    with transaction.atomic():
+    from audit import snapshots  # auditlog's receivers need the apps loaded
+
+    with transaction.atomic(), snapshots.scope():
         write_lock()
         token = _held_chains.set(_held_chains.get() | {"change"})
         try:

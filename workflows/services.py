@@ -12,6 +12,7 @@ from viewflow.workflow.exceptions import FlowLockFailed
 from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 
+from audit import snapshots
 from audit.chain import audited_atomic
 from casework import rules
 from casework import services as case_services
@@ -242,7 +243,10 @@ def _locked(task_id: int, *nodes):
     task = next(iter(_STEP_TASK(task=task_id)), None)
     if task is None or task.flow_task not in nodes:
         raise StaleStateError(_("This task does not exist any more."))
-    yield task.flow_task.activation_class(task)
+    activation = task.flow_task.activation_class(task)
+    # Read under the lock: auditlog's "before" of the request's update, instead of its own read.
+    snapshots.keep(activation.process)
+    yield activation
 
 
 def _execute(activation):
