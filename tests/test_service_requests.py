@@ -24,7 +24,7 @@ from tests.factories import (
 )
 from workflows import services
 from workflows.flows import ServiceRequestFlow as FLOW
-from workflows.models import EventKind, RequestStatus
+from workflows.models import DeclineReason, EventKind, RequestEvent, RequestStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -218,6 +218,26 @@ def test_unanswered_request_escalates_at_its_deadline(world, referent, animator)
     # The agent who was too late cannot accept any more.
     with pytest.raises(StaleStateError):
         services.request_accept(actor=world["agent"], task_id=review.pk)
+
+
+@pytest.mark.parametrize("answer", ["accept", "decline"])
+def test_an_answered_request_never_goes_overdue(world, referent, answer):
+    """Answering the review cancels its deadline timer (workflows.flows.ResponseDeadline): once the
+    deadline has passed, the timers find nothing to fire on that answer."""
+    request = open_request(world, referent)
+    review = task_of(request, FLOW.review)
+    services.task_claim(actor=world["agent"], task_id=review.pk)
+    if answer == "accept":
+        services.request_accept(actor=world["agent"], task_id=review.pk)
+    else:
+        services.request_decline(actor=world["agent"], task_id=review.pk, reason=DeclineReason.NO_CAPACITY)
+    answered_timer = Task.objects.get(process_id=request.pk, flow_task=FLOW.review__timeout, previous=review)
+    assert answered_timer.status == STATUS.CANCELED and answered_timer.finished is not None
+    Task.objects.filter(pk=answered_timer.pk).update(scheduled=timezone.now() - datetime.timedelta(minutes=1))
+    call_command("workflow_timers")
+    request.refresh_from_db()
+    assert not request.overdue
+    assert not RequestEvent.objects.filter(request=request, kind=EventKind.OVERDUE).exists()
 
 
 def test_claim_rights_and_second_claim_reads_who_took_it(world, referent, animator):
