@@ -78,6 +78,8 @@ def queue_immediate(notifications) -> None:
                 )
             )
         notification.emailed_at = now
+    if not emails:
+        return  # the usual case: nobody asked for an immediate e-mail (no query, nothing to build)
     OutboxEmail.objects.bulk_create(emails)
     Notification.objects.filter(pk__in=[n.pk for n in notifications if n.emailed_at]).update(emailed_at=now)
 
