@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from auditlog import get_logentry_model
-from auditlog.receivers import _create_log_entry, check_disable
+from auditlog.context import auditlog_disabled
+from auditlog.receivers import _create_log_entry
 from auditlog.receivers import log_update as auditlog_log_update
 from django.conf import settings
 
@@ -62,12 +63,15 @@ def take(instance):
     return store.pop((instance._meta.label, instance.pk), None)
 
 
-@check_disable
 def log_update(sender, instance, **kwargs):
-    """auditlog's `log_update`, with the kept copy as the "before" when there is one."""
+    """auditlog's `log_update`, with the kept copy as the "before" when there is one. The copy is
+    used up by the save even when auditlog is off for it (`disable_auditlog`, a raw save): the
+    row changes all the same, so a later save must not take it."""
     if instance._state.adding or instance.pk is None:
         return
     before = take(instance)
+    if auditlog_disabled.get(False) or (kwargs.get("raw") and settings.AUDITLOG_DISABLE_ON_RAW_SAVE):
+        return  # what auditlog's `check_disable` decides
     if before is None:
         auditlog_log_update(sender, instance, **kwargs)
         return

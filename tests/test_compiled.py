@@ -2,8 +2,10 @@
 taken from a task's id (workflows.flows.lock_request_of_task): the same rows and instances as the
 ORM's own queryset, each call with its own ids, and a loud failure rather than a wrong statement."""
 
+import threading
+
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
@@ -21,7 +23,6 @@ from workflows import services
 from workflows.compiled import CompiledRead
 from workflows.flows import ServiceRequestFlow as FLOW
 from workflows.flows import lock_request_of_task
-from workflows.models import ServiceRequest
 
 
 def _review_task(site, referent, company_name):
@@ -89,7 +90,7 @@ def test_a_stand_in_missing_or_repeated_fails_loudly(site, referent):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_flow_lock_is_found_from_the_task_and_held_until_the_end_of_the_service(site, referent):
+def test_the_flow_lock_is_found_from_the_task_and_held_until_the_service_ends(site, referent):
     task = _review_task(site, referent, "Chaudronnerie Loire")
     with pytest.raises(RuntimeError):
         lock_request_of_task(task.pk)  # outside a service: no chain lock taken first
@@ -97,11 +98,60 @@ def test_the_flow_lock_is_found_from_the_task_and_held_until_the_end_of_the_serv
         assert lock_request_of_task(task.pk) == task.process_id
         assert lock_request_of_task(-1) is None
         if connection.vendor == "postgresql":
-            _assert_locked_for_others(task.process_id)
-    assert ServiceRequest.objects.filter(pk=task.process_id).exists()
+            assert not _lockable_by_another_connection(task.process_id)
+    if connection.vendor == "postgresql":
+        assert _lockable_by_another_connection(task.process_id)  # released at the end of the service
 
 
-def _assert_locked_for_others(request_id):
+def test_the_services_lock_waits_as_the_flows_lock_does(site, referent):
+    """`lock_request_of_task` takes the flow's own lock (`lock_impl`): waiting, tried once."""
+    assert FLOW.lock_impl.nowait is False and FLOW.lock_impl.attempts == 1
+    task = _review_task(site, referent, "Chaudronnerie Loire")
+    with CaptureQueriesContext(connection) as queries, audited_atomic():
+        lock_request_of_task(task.pk)
+    (lock,) = [query["sql"] for query in queries if "workflows_servicerequest" in query["sql"]]
+    if connection.vendor == "postgresql":
+        assert lock.endswith("FOR UPDATE") and "NOWAIT" not in lock
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_compiled_lock_outside_a_transaction_is_refused(site, referent):
+    from django.db.transaction import TransactionManagementError
+
+    from workflows.flows import _REQUEST_OF_TASK
+
+    task = _review_task(site, referent, "Chaudronnerie Loire")
+    with pytest.raises(TransactionManagementError):
+        _REQUEST_OF_TASK(task=task.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_compiled_read_runs_on_the_calling_threads_connection(site, referent):
+    """Compiled in one thread, run in another (daphne's worker threads, the timers' thread): the
+    statement goes through the caller's own connection."""
+    task = _review_task(site, referent, "Chaudronnerie Loire")
+    services._STEP_TASK(task=task.pk)  # compiled here, on this thread's connection
+    here = connections["default"]
+    outcome = {}
+
+    def other_thread():
+        try:
+            with CaptureQueriesContext(connections["default"]) as queries:
+                (read,) = services._STEP_TASK(task=task.pk)
+            outcome["queries"] = len(queries)
+            outcome["request"] = read.process.servicerequest.pk
+            outcome["connection"] = connections["default"]
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(timeout=30)
+    assert outcome["queries"] == 1 and outcome["request"] == task.process_id
+    assert outcome["connection"] is not here
+
+
+def _lockable_by_another_connection(request_id) -> bool:
     import psycopg
     from psycopg import errors
 
@@ -115,10 +165,13 @@ def _assert_locked_for_others(request_id):
         autocommit=True,
     )
     try:
-        with pytest.raises(errors.LockNotAvailable):
+        with other.transaction():
             other.execute(
                 "SELECT 1 FROM workflows_servicerequest WHERE process_ptr_id = %s FOR UPDATE NOWAIT",
                 [request_id],
             )
+        return True
+    except errors.LockNotAvailable:
+        return False
     finally:
         other.close()

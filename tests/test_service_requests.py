@@ -224,6 +224,7 @@ def test_unanswered_request_escalates_at_its_deadline(world, referent, animator)
 def test_an_answered_request_never_goes_overdue(world, referent, answer):
     """Answering the review cancels its deadline timer (workflows.flows.ResponseDeadline): once the
     deadline has passed, the timers find nothing to fire on that answer."""
+    assert FLOW.review._boundary_events == [FLOW.review__timeout]  # one deadline, ours
     request = open_request(world, referent)
     review = task_of(request, FLOW.review)
     services.task_claim(actor=world["agent"], task_id=review.pk)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from django.db import connections, router
 from django.db.models import QuerySet
+from django.db.transaction import TransactionManagementError
 
 # Ids no row has: a stand-in is negative, and none is a value a statement could hold for itself.
 STAND_IN_IDS = (-424242, -434343, -454545)
@@ -88,6 +89,10 @@ class CompiledRead:
         if compiled is None:
             compiled = self._compiled[using] = self._compile(using)
         queryset, compiler, statement, slots = compiled
+        if self._for_write and connections[using].get_autocommit():
+            # What the ORM says of a `select_for_update()` outside a transaction: a lock taken
+            # and released at once would protect nothing.
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         params = tuple(fill(slots, {name: int(value) for name, value in ids.items()}))
         # The compiled compiler, copied for this call and this thread's connection, gives the
         # statement as compiled: Django's own iterable then runs it and makes the instances.

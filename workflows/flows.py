@@ -63,13 +63,14 @@ class ChainFirstLock(lock.SelectForUpdateLock):
                 yield
 
 
-# The flow lock on the request of a task, found from the task's id in the same statement.
+# The flow lock on the request of a task, found from the task's id in the same statement: the
+# flow's own lock (`lock_impl`), waiting unless it says NOWAIT.
 _REQUEST_OF_TASK = CompiledRead(
     lambda task: ServiceRequest.objects.filter(
         pk=Subquery(RequestTask._base_manager.filter(pk=task).values("process_id"))
     )
     .order_by()
-    .select_for_update()
+    .select_for_update(nowait=ServiceRequestFlow.lock_impl.nowait)
     .values_list("pk", flat=True),
     "task",
 )
