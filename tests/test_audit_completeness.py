@@ -440,7 +440,6 @@ FLOW_DRIVERS = {
 # Nodes that decide where the flow goes and write nothing.
 SILENT_NODES = {
     "check_routed": "If: a provider was found or not",
-    "check_answer": "If: accepted or declined",
     "check_validated": "If: validated or sent back",
 }
 

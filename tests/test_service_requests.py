@@ -326,3 +326,40 @@ def test_run_timers_once_escalates_like_workflow_timers(world, referent):
     call_command("run_timers", "--once", stdout=out)
     request.refresh_from_db()
     assert request.overdue and "1 minuterie" in out.getvalue()
+
+
+def test_stored_answer_gateways_are_removed_and_their_links_kept(world, referent):
+    """Migration 0007: requests answered before the review chose its next node itself kept a
+    `check_answer` gateway task between the review and what followed; it is removed and what
+    followed is linked to the review, so that every stored task names a node of the flow."""
+    import importlib
+    from types import SimpleNamespace
+
+    from django.db import connection
+
+    migration = importlib.import_module("workflows.migrations.0007_review_answer_without_gate")
+    request = open_request(world, referent)
+    review = task_of(request, FLOW.review)
+    services.task_claim(actor=world["agent"], task_id=review.pk)
+    services.request_accept(actor=world["agent"], task_id=review.pk)
+    deliver = task_of(request, FLOW.deliver)
+    links = Task.previous.through
+    with connection.cursor() as cursor:  # the shape the old flow stored: review <- gate <- deliver
+        cursor.execute(
+            "INSERT INTO viewflow_task (flow_task, flow_task_type, status, created, token, process_id, data)"
+            " VALUES (%s, 'EXCLUSIVE_GATEWAY', 'DONE', %s, 'start', %s, '{}')",
+            [migration.GATE, timezone.now(), request.pk],
+        )
+        cursor.execute("SELECT id FROM viewflow_task WHERE flow_task = %s", [migration.GATE])
+        (gate_id,) = cursor.fetchone()
+    links.objects.filter(from_task_id=deliver.pk).update(to_task_id=gate_id)
+    links.objects.create(from_task_id=gate_id, to_task_id=review.pk)
+
+    migration.remove_answer_gates(None, SimpleNamespace(connection=connection))
+
+    assert list(Task.objects.get(pk=deliver.pk).previous.values_list("pk", flat=True)) == [review.pk]
+    assert not links.objects.filter(from_task_id=gate_id).exists()
+    assert not links.objects.filter(to_task_id=gate_id).exists()
+    assert set(Task.objects.filter(process_id=request.pk).values_list("flow_task", flat=True)) <= {
+        node for node in FLOW.instance.nodes()
+    }

@@ -19,6 +19,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from viewflow import this
 from viewflow.workflow import act, flow, lock
+from viewflow.workflow.activation import Activation
+from viewflow.workflow.base import Edge
 from viewflow.workflow.exceptions import FlowLockFailed
 from viewflow.workflow.flow import nodes as flow_nodes
 from viewflow.workflow.status import STATUS
@@ -123,6 +125,51 @@ class ResponseDeadline(flow_nodes.TimerBoundary):
                 activation.cancel()
 
 
+class AnswerActivation(flow.View.activation_class):
+    """The task's answer chooses the next node, as an exclusive gateway right after it would."""
+
+    @Activation.status.super()
+    def create_next(self):
+        node = self.flow_task._on_true if self.flow_task._condition(self) else self.flow_task._on_false
+        yield node._create(self, self.task.token)
+
+
+class Answer(flow.View):
+    """A human task whose answer chooses what comes next: viewflow's `View` followed by an `If`
+    gateway, in one node — `.If(condition).Then(node).Else(node)` instead of `.Next(gateway)`.
+    The gateway's own task (a row, its link, a savepoint, its completion) was a sixth of a
+    partner's acceptance (bench/write_path); the graph keeps both branches, labelled as the
+    gateway's."""
+
+    activation_class = AnswerActivation
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._condition = self._on_true = self._on_false = None
+
+    def If(self, condition):
+        self._condition = condition
+        return self
+
+    def Then(self, node):
+        self._on_true = node
+        return self
+
+    def Else(self, node):
+        self._on_false = node
+        return self
+
+    def _resolve(self, instance):
+        super()._resolve(instance)
+        self._condition = this.resolve(instance, self._condition)
+        self._on_true = this.resolve(instance, self._on_true)
+        self._on_false = this.resolve(instance, self._on_false)
+
+    def _outgoing(self):
+        yield Edge(src=self, dst=self._on_true, edge_class="cond_true", label="yes")
+        yield Edge(src=self, dst=self._on_false, edge_class="cond_false", label="no")
+
+
 class ServiceRequestFlow(flow.Flow):
     """A request of a case into the shared toolbox, routed to a partner organisation."""
 
@@ -149,17 +196,18 @@ class ServiceRequestFlow(flow.Flow):
         .Else(this.dispatch)
     )
 
+    # Accepted (the accepting agent is recorded) → delivery; declined → routed to the next partner.
     review = (
-        flow.View(not_mounted)
+        Answer(not_mounted)
         .Annotation(title=_("Accept or decline the request"))
         .Permission(NOBODY)
-        .Next(this.check_answer)
+        .If(act.process.accepted_by_id)
+        .Then(this.deliver)
+        .Else(this.route)
     )
     # `.OnTimeout(this.response_deadline, this.overdue)` on `review`, declared under the name viewflow
     # gives it (the tasks of running requests keep their node).
     review__timeout = ResponseDeadline(this.review, delay=this.response_deadline).Next(this.overdue)
-
-    check_answer = flow.If(act.process.accepted_by_id).Then(this.deliver).Else(this.route)
 
     overdue = flow.Function(this.mark_overdue).Next(this.dispatch)
 
