@@ -13,14 +13,8 @@ from audit import snapshots
 from audit.chain import audited_atomic
 from audit.models import AuditEntry
 from casework.models import User
-from tests.factories import (
-    CaseFactory,
-    MembershipFactory,
-    NeedFactory,
-    OrganisationFactory,
-    ToolboxServiceFactory,
-    UserFactory,
-)
+from tests.factories import MembershipFactory, OrganisationFactory, UserFactory
+from tests.test_claim_race import build_race_world, open_review_task
 from workflows import services
 from workflows.flows import ServiceRequestFlow as FLOW
 from workflows.models import DeclineReason, RequestStatus, ServiceRequest
@@ -28,19 +22,19 @@ from workflows.models import DeclineReason, RequestStatus, ServiceRequest
 
 @pytest.fixture
 def request_of(site, referent):
-    case = CaseFactory(site=site, referent=referent, diagnosed=True)
-    need = NeedFactory(case=case, created_by=referent, category="mobility")
-    provider = OrganisationFactory()
-    service = ToolboxServiceFactory(
-        category="mobility", provider=provider, territories=[site.territory], response_time_days=3
-    )
-    agent = UserFactory()
-    MembershipFactory(user=agent, organisation=provider, can_be_referent=False)
+    """A request waiting for the answer of a provider's agents (tests/test_claim_race's world),
+    and another provider with an agent, for the animators to dispatch it to."""
+    world = build_race_world(site, referent)
+    task = open_review_task(world, referent)
     other_provider = OrganisationFactory()
     other_agent = UserFactory()
     MembershipFactory(user=other_agent, organisation=other_provider, can_be_referent=False)
-    request = services.request_open(actor=referent, case=case, need=need, service=service, brief="Scooters")
-    return {"request": request, "agent": agent, "other_provider": other_provider, "other_agent": other_agent}
+    return {
+        "request": ServiceRequest.objects.get(pk=task.process_id),
+        "agent": world["agents"][0],
+        "other_provider": other_provider,
+        "other_agent": other_agent,
+    }
 
 
 def _last_changes(request):

@@ -8,34 +8,17 @@ import pytest
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from viewflow.workflow.models import Task
-from viewflow.workflow.status import STATUS
 
 from audit.chain import audited_atomic
-from tests.factories import (
-    CaseFactory,
-    MembershipFactory,
-    NeedFactory,
-    OrganisationFactory,
-    ToolboxServiceFactory,
-    UserFactory,
-)
+from tests.test_claim_race import build_race_world, open_review_task
 from workflows import services
 from workflows.compiled import CompiledRead
 from workflows.flows import ServiceRequestFlow as FLOW
 from workflows.flows import lock_request_of_task
 
 
-def _review_task(site, referent, company_name):
-    case = CaseFactory(site=site, referent=referent, diagnosed=True, company__name=company_name)
-    need = NeedFactory(case=case, created_by=referent, category="mobility")
-    provider = OrganisationFactory(name=f"Mobilité de {company_name}")
-    service = ToolboxServiceFactory(
-        category="mobility", provider=provider, territories=[site.territory], response_time_days=3
-    )
-    agent = UserFactory()
-    MembershipFactory(user=agent, organisation=provider, can_be_referent=False)
-    request = services.request_open(actor=referent, case=case, need=need, service=service, brief="Scooters")
-    return Task.objects.get(process_id=request.pk, flow_task=FLOW.review, status=STATUS.NEW)
+def _review_task(site, referent):
+    return open_review_task(build_race_world(site, referent), referent)
 
 
 FIELDS = [field.attname for field in Task._meta.concrete_fields]
@@ -55,8 +38,8 @@ def _step_values(task):
 
 
 def test_a_compiled_read_gives_the_querysets_instances_with_each_calls_ids(site, referent):
-    first = _review_task(site, referent, "Chaudronnerie Loire")
-    second = _review_task(site, referent, "Menuiserie Sèvre")
+    world = build_race_world(site, referent)
+    first, second = open_review_task(world, referent), open_review_task(world, referent)
     compiled = services._STEP_TASK
     for task in (first, second, first):
         expected = Task.objects.select_related(*services.STEP_RELATED).get(pk=task.pk)
@@ -69,7 +52,7 @@ def test_a_compiled_read_gives_the_querysets_instances_with_each_calls_ids(site,
 
 
 def test_a_compiled_read_runs_the_orms_statement(site, referent):
-    task = _review_task(site, referent, "Chaudronnerie Loire")
+    task = _review_task(site, referent)
     with CaptureQueriesContext(connection) as compiled:
         services._STEP_TASK(task=task.pk)
     with CaptureQueriesContext(connection) as orm:
@@ -78,7 +61,7 @@ def test_a_compiled_read_runs_the_orms_statement(site, referent):
 
 
 def test_a_stand_in_missing_or_repeated_fails_loudly(site, referent):
-    task = _review_task(site, referent, "Chaudronnerie Loire")
+    task = _review_task(site, referent)
     ignored = CompiledRead(lambda task: Task.objects.filter(pk=1), "task")
     with pytest.raises(RuntimeError, match="holds"):
         ignored(task=task.pk)
@@ -91,7 +74,7 @@ def test_a_stand_in_missing_or_repeated_fails_loudly(site, referent):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_flow_lock_is_found_from_the_task_and_held_until_the_service_ends(site, referent):
-    task = _review_task(site, referent, "Chaudronnerie Loire")
+    task = _review_task(site, referent)
     with pytest.raises(RuntimeError):
         lock_request_of_task(task.pk)  # outside a service: no chain lock taken first
     with audited_atomic():
@@ -106,7 +89,7 @@ def test_the_flow_lock_is_found_from_the_task_and_held_until_the_service_ends(si
 def test_the_services_lock_waits_as_the_flows_lock_does(site, referent):
     """`lock_request_of_task` takes the flow's own lock (`lock_impl`): waiting, tried once."""
     assert FLOW.lock_impl.nowait is False and FLOW.lock_impl.attempts == 1
-    task = _review_task(site, referent, "Chaudronnerie Loire")
+    task = _review_task(site, referent)
     with CaptureQueriesContext(connection) as queries, audited_atomic():
         lock_request_of_task(task.pk)
     (lock,) = [query["sql"] for query in queries if "workflows_servicerequest" in query["sql"]]
@@ -120,7 +103,7 @@ def test_a_compiled_lock_outside_a_transaction_is_refused(site, referent):
 
     from workflows.flows import _REQUEST_OF_TASK
 
-    task = _review_task(site, referent, "Chaudronnerie Loire")
+    task = _review_task(site, referent)
     with pytest.raises(TransactionManagementError):
         _REQUEST_OF_TASK(task=task.pk)
 
@@ -129,7 +112,7 @@ def test_a_compiled_lock_outside_a_transaction_is_refused(site, referent):
 def test_a_compiled_read_runs_on_the_calling_threads_connection(site, referent):
     """Compiled in one thread, run in another (daphne's worker threads, the timers' thread): the
     statement goes through the caller's own connection."""
-    task = _review_task(site, referent, "Chaudronnerie Loire")
+    task = _review_task(site, referent)
     services._STEP_TASK(task=task.pk)  # compiled here, on this thread's connection
     here = connections["default"]
     outcome = {}
