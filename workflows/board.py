@@ -21,7 +21,7 @@ from django.db.models.functions import Coalesce
 
 from casework.models import IDLE, Case, red_at_expression
 from notifications.delivery import board_ring_after_commit
-from workflows.compiled import fill, slots_of
+from workflows.compiled import STAND_IN_IDS, fill, slots_of
 from workflows.models import OPEN_REQUEST_STATUSES, PROVIDER_STATUSES, ServiceRequest
 
 
@@ -64,7 +64,7 @@ class _OneCaseUpdate:
     not hold each stand-in as often as expected (a Django upgrade compiling it otherwise), compiling
     fails loudly rather than running a wrong statement."""
 
-    CASE = -424242
+    CASE = STAND_IN_IDS[0]
     AT = datetime(1901, 1, 1, tzinfo=UTC)
 
     def __init__(self):

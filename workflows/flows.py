@@ -82,7 +82,9 @@ def lock_request_of_task(task_id: int) -> int | None:
     """Inside a service: `ChainFirstLock`'s row lock on the request of task `task_id` — the same
     waiting `SELECT … FOR UPDATE`, joining the service's transaction, a lock error raised as
     `FlowLockFailed` —, the request found from the task in that same statement (one round trip
-    instead of reading the task first). The request's id, or None when there is no such task."""
+    instead of reading the task first). The request's id, or None when there is no such task.
+    viewflow's `lock_scope` is not entered: it only defers `after_lock_released` callbacks, which
+    only subprocesses queue, and this flow has none."""
     if not holds_lock():
         raise RuntimeError("lock_request_of_task runs inside a service (audited_atomic)")
     try:
@@ -102,24 +104,22 @@ class ResponseDeadline(flow_nodes.TimerBoundary):
 
     ENDED = (STATUS.DONE, STATUS.CANCELED, STATUS.REVIVED, STATUS.ERROR)
 
-    def _armed(self) -> CompiledRead:
-        armed = self.__dict__.get("_armed_read")
-        if armed is None:
-            node = self
-            armed = self._armed_read = CompiledRead(
-                lambda host, process: node.flow_class.task_class._default_manager.filter(
-                    flow_task=node, process_id=process, previous=host
-                ).exclude(status__in=node.ENDED),
-                "host",
-                "process",
-            )
-        return armed
+    def _ready(self):
+        super()._ready()
+        # Built on the flow's own node (flow classes copy their nodes before readying them).
+        self._armed = CompiledRead(
+            lambda host, process: self.flow_class.task_class._default_manager.filter(
+                flow_task=self, process_id=process, previous=host
+            ).exclude(status__in=self.ENDED),
+            "host",
+            "process",
+        )
 
     def _on_host_finished(self, **signal_kwargs):
         host_task = signal_kwargs["task"]
         if host_task.flow_task != self._attached_to:
             return
-        for task in self._armed()(host=host_task.pk, process=host_task.process_id):
+        for task in self._armed(host=host_task.pk, process=host_task.process_id):
             activation = self.activation_class(task)
             if activation.cancel.can_proceed():
                 activation.cancel()
