@@ -320,6 +320,18 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Seconds each SMTP operation may wait: a server that accepts and never answers must not stall the loop.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1, maximum=300)
+# Seconds an outbox row stays claimed by the worker sending it; a worker killed mid-send leaves a
+# claim that expires after this, and the e-mail goes out again (same Message-ID).
+OUTBOX_CLAIM_TIMEOUT = env_int("OUTBOX_CLAIM_TIMEOUT", 120, minimum=2, maximum=86400)
+if OUTBOX_CLAIM_TIMEOUT < 2 * EMAIL_TIMEOUT:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "OUTBOX_CLAIM_TIMEOUT doit valoir au moins deux fois EMAIL_TIMEOUT. / "
+        "OUTBOX_CLAIM_TIMEOUT must be at least twice EMAIL_TIMEOUT."
+    )
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "territoires-de-solutions@localhost")
 
 # --- Logging -----------------------------------------------------------------------------------

@@ -119,6 +119,9 @@ class OutboxEmail(models.Model):
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), auto_now_add=True, db_index=True)
     claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    # Set (with the attempt counted) just before each send: a row whose attempt started but that
+    # was never marked sent nor failed was interrupted mid-send (possibly delivered).
+    attempt_started_at = models.DateTimeField(_("attempt started at"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True, db_index=True)
     last_error = models.TextField(_("last error"), blank=True)
 

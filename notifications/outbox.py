@@ -1,15 +1,20 @@
 """E-mails: written in the business transaction (immediate ones) or by the daily digest, sent
 afterwards by the worker loop. Retried with back-off on failure (at most MAX_ATTEMPTS); a claim on
 the row prevents two workers from sending the same e-mail, and a sent e-mail is never sent again.
-At-least-once at the edge: if the process dies between the SMTP send and marking it sent, the
-e-mail goes out again after CLAIM_TIMEOUT. Run one worker loop (digests are not locked)."""
+At-least-once at the edge, with a stable Message-ID (`message_id`, the same on every retry) so that
+receivers can de-duplicate: if the process dies between the server's acceptance and marking the row
+sent, the e-mail goes out again once its claim expires (OUTBOX_CLAIM_TIMEOUT, taken per message just
+before its send). Every SMTP operation waits at most EMAIL_TIMEOUT, and a server that times out or
+drops the connection ends the pass. Run one worker loop (digests are not locked)."""
 
 import logging
+import smtplib
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db.models import Q
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
@@ -17,7 +22,6 @@ from notifications.models import Channel, Notification, NotificationPreference, 
 
 logger = logging.getLogger(__name__)
 
-CLAIM_TIMEOUT = timedelta(minutes=10)
 MAX_ATTEMPTS = 10  # then the e-mail stays unsent with its last error, for the operator to see
 MAX_BACKOFF = timedelta(hours=6)
 DIGEST_SPACING = timedelta(hours=20)
@@ -137,11 +141,26 @@ def build_digests(now=None) -> int:
     return queued
 
 
+# The server itself is unreachable, silent or gone: the next rows would wait as long, stop the pass.
+SERVER_FAILURES = (TimeoutError, ConnectionError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError)
+
+
+def claim_timeout() -> timedelta:
+    return timedelta(seconds=settings.OUTBOX_CLAIM_TIMEOUT)
+
+
+def message_id(email_id: int) -> str:
+    """The e-mail's Message-ID, derived from its row: the same on every retry and re-send."""
+    domain = urlsplit(settings.SITE_URL).hostname or "localhost"
+    return f"<outbox-{email_id}@{domain}>"
+
+
 def _claim(email_id: int, now) -> bool:
+    """Take the row for one send, counting the attempt before it starts."""
     return bool(
-        OutboxEmail.objects.filter(pk=email_id, sent_at__isnull=True)
-        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_TIMEOUT))
-        .update(claimed_at=now)
+        OutboxEmail.objects.filter(pk=email_id, sent_at__isnull=True, attempts__lt=MAX_ATTEMPTS)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - claim_timeout()))
+        .update(claimed_at=now, attempt_started_at=now, attempts=F("attempts") + 1)
     )
 
 
@@ -158,26 +177,32 @@ def drain(limit: int = 100) -> int:
     )
     sent = 0
     for email_id in due:
-        if not _claim(email_id, now):
+        # Claimed just before its own send (not at the start of the pass): the claim timeout
+        # covers one message, never the ones sent before it.
+        if not _claim(email_id, timezone.now()):
             continue  # another worker has it
         email = OutboxEmail.objects.get(pk=email_id)
         try:
             message = EmailMultiAlternatives(
-                email.subject, email.body_text, settings.DEFAULT_FROM_EMAIL, [email.to]
+                email.subject,
+                email.body_text,
+                settings.DEFAULT_FROM_EMAIL,
+                [email.to],
+                headers={"Message-ID": message_id(email.pk)},
             )
             message.attach_alternative(email.body_html, "text/html")
             message.send()
         except Exception as error:  # the mail server failed: retry later, with back-off
-            attempts = email.attempts + 1
             OutboxEmail.objects.filter(pk=email_id).update(
-                attempts=attempts,
                 claimed_at=None,
                 last_error=str(error)[:2000],
-                next_attempt_at=timezone.now() + min(timedelta(minutes=2**attempts), MAX_BACKOFF),
+                next_attempt_at=timezone.now() + min(timedelta(minutes=2**email.attempts), MAX_BACKOFF),
             )
-            logger.warning("outbox: e-mail %s failed (attempt %s)", email_id, attempts)
+            logger.warning("outbox: e-mail %s failed (attempt %s)", email_id, email.attempts)
+            if isinstance(error, SERVER_FAILURES):
+                break  # the other rows stay due for the next pass
             continue
-        OutboxEmail.objects.filter(pk=email_id).update(sent_at=timezone.now(), attempts=email.attempts + 1)
+        OutboxEmail.objects.filter(pk=email_id).update(sent_at=timezone.now())
         sent += 1
     return sent
 

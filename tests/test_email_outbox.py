@@ -1,7 +1,10 @@
 """E-mails of the notifications: outbox written with the business change, sent after it by the
 worker loop, retried on failure, never sent twice; preferences per event type respected."""
 
+import contextlib
 import datetime
+import socket
+import threading
 from unittest import mock
 
 import pytest
@@ -133,3 +136,127 @@ def test_intervention_due_tomorrow_reminds_its_owner_and_the_referent_once(site,
     assert case_services.remind_interventions_due(today=today) == 0  # once
     told = set(Notification.objects.filter(event_type="intervention_due").values_list("recipient", flat=True))
     assert told == {owner.pk, referent.pk}
+
+
+# --- A mail server that accepts and never answers; crashes mid-send --------------------------------
+
+SMTP = "django.core.mail.backends.smtp.EmailBackend"
+
+
+class SilentServer:
+    """A socket on 127.0.0.1 that accepts connections and never writes a byte (no SMTP greeting)."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.accepted = threading.Event()
+        self.connections = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _address = self.listener.accept()
+                self.connections.append(connection)
+                self.accepted.set()
+
+    def close(self):
+        for connection in [*self.connections, self.listener]:
+            connection.close()
+
+
+@pytest.fixture
+def silent_server():
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+def test_a_silent_mail_server_times_out_and_ends_the_pass(silent_server, settings):
+    """Each SMTP operation waits at most EMAIL_TIMEOUT; the failure is kept and retried later, and
+    the rows after it wait for the next pass instead of each waiting as long."""
+    settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_PORT = SMTP, "127.0.0.1", silent_server.port
+    settings.EMAIL_TIMEOUT = 0.5
+    tell(UserFactory())
+    tell(UserFactory())
+    assert outbox.drain() == 0  # it returns
+    first, second = OutboxEmail.objects.order_by("pk")
+    assert silent_server.accepted.is_set()
+    assert first.attempts == 1 and first.claimed_at is None and first.sent_at is None
+    assert "timed out" in first.last_error and first.next_attempt_at > timezone.now()
+    assert second.attempts == 0 and second.last_error == ""  # not tried behind a dead server
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    OutboxEmail.objects.update(next_attempt_at=timezone.now() - datetime.timedelta(seconds=1))
+    assert outbox.drain() == 2 and len(mail.outbox) == 2
+
+
+def test_the_message_id_is_stable_and_the_attempt_is_recorded_before_the_send(settings):
+    settings.SITE_URL = "https://tds.example.fr/"
+    tell(UserFactory())
+    email = OutboxEmail.objects.get()
+    seen = []
+
+    def failing_send(message, *args, **kwargs):
+        row = OutboxEmail.objects.get()
+        seen.append((row.attempts, row.attempt_started_at is not None, row.claimed_at is not None))
+        raise OSError("SMTP down")
+
+    with mock.patch("notifications.outbox.EmailMultiAlternatives.send", failing_send):
+        outbox.drain()
+    assert seen == [(1, True, True)]  # counted and dated before the server answered
+    OutboxEmail.objects.update(next_attempt_at=timezone.now())
+    outbox.drain()
+    assert mail.outbox[0].extra_headers["Message-ID"] == f"<outbox-{email.pk}@tds.example.fr>"
+    assert mail.outbox[0].message()["Message-ID"] == f"<outbox-{email.pk}@tds.example.fr>"
+    assert OutboxEmail.objects.get().attempts == 2
+
+
+def test_a_claim_left_by_a_killed_worker_expires_after_the_claim_timeout(settings):
+    settings.OUTBOX_CLAIM_TIMEOUT = 120
+    tell(UserFactory())
+    email = OutboxEmail.objects.get()
+    start = timezone.now()
+    assert outbox._claim(email.pk, start) is True  # the worker dies here, mid-send
+    assert outbox._claim(email.pk, start + datetime.timedelta(seconds=119)) is False
+    assert outbox._claim(email.pk, start + datetime.timedelta(seconds=121)) is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_due_deadline_fires_while_the_mail_server_holds_the_email_thread(
+    silent_server, settings, site, referent
+):
+    """The loop sends the e-mails in their own thread: a silent server stalls them, not the deadlines."""
+    from viewflow.workflow.models import Task
+
+    from tests.test_board import routed_request
+    from workflows import timers
+    from workflows.models import ServiceRequest
+
+    settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_PORT = SMTP, "127.0.0.1", silent_server.port
+    settings.EMAIL_TIMEOUT = 60  # longer than the test: only closing the server frees the e-mail thread
+    _case, request, _agent = routed_request(site, referent)
+    assert OutboxEmail.objects.exists()  # the routing queued immediate e-mails
+    stop = threading.Event()
+    loop = threading.Thread(target=timers.loop, args=(0.1, stop), daemon=True)
+    loop.start()
+    try:
+        assert silent_server.accepted.wait(20)  # the e-mail thread is stuck in the greeting
+        past = timezone.now() - datetime.timedelta(minutes=1)  # the deadline passes only now
+        Task.objects.filter(process_id=request.pk, flow_task_type="TIMER").update(scheduled=past)
+        ServiceRequest.objects.filter(pk=request.pk).update(deadline=past)
+        fired = False
+        for _ in range(200):
+            if not Task.objects.filter(
+                process_id=request.pk, flow_task_type="TIMER", status="SCHEDULED"
+            ).exists():
+                fired = True
+                break
+            stop.wait(0.1)
+        assert fired
+        assert not OutboxEmail.objects.filter(sent_at__isnull=False).exists()
+        assert OutboxEmail.objects.filter(claimed_at__isnull=False).count() == 1  # still in its send
+    finally:
+        stop.set()
+        silent_server.close()  # the stuck send fails at once
+        loop.join(10)
+    assert not loop.is_alive()

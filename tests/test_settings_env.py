@@ -163,6 +163,8 @@ SETTINGS_VARIABLES = (
     "REDIS_URL",
     "EMAIL_MODE",
     "EMAIL_PORT",
+    "EMAIL_TIMEOUT",
+    "OUTBOX_CLAIM_TIMEOUT",
     "LOG_LEVEL",
     "SESSION_COOKIE_AGE",
     "CASE_LIST_PAGE_SIZE",
@@ -248,6 +250,22 @@ def test_malformed_debug_flag_does_not_start(tmp_path):
     result = start_django(tmp_path, DJANGO_DEBUG="maybe")
     assert result.returncode != 0
     assert "DJANGO_DEBUG" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "variables, named",
+    [
+        ({"EMAIL_TIMEOUT": "10s"}, "EMAIL_TIMEOUT"),
+        ({"EMAIL_TIMEOUT": "0"}, "EMAIL_TIMEOUT"),
+        ({"OUTBOX_CLAIM_TIMEOUT": "deux minutes"}, "OUTBOX_CLAIM_TIMEOUT"),
+        ({"EMAIL_TIMEOUT": "30", "OUTBOX_CLAIM_TIMEOUT": "40"}, "OUTBOX_CLAIM_TIMEOUT"),
+    ],
+)
+def test_malformed_or_inconsistent_email_timeouts_do_not_start(tmp_path, variables, named):
+    """A claim shorter than two SMTP timeouts would expire while its e-mail is still being sent."""
+    result = start_django(tmp_path, **variables)
+    assert result.returncode != 0
+    assert named in result.stderr
 
 
 def test_debug_is_refused_in_production(tmp_path):

@@ -7,7 +7,7 @@ in-memory channel layer); production runs `manage.py run_timers` as its own long
 import logging
 import threading
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from viewflow.workflow.timers import fire_due_conditions, fire_due_start_timers, fire_due_timers
 
 from audit import chain
@@ -22,22 +22,46 @@ def sweep() -> int:
     return fire_due_timers() + fire_due_start_timers() + fire_due_conditions()
 
 
+def deadlines_pass() -> int:
+    """What must never wait for a mail server: the due timers, the intervention reminders (queued,
+    not sent), the audit chains' heads in the log. Returns how many timers fired."""
+    fired = sweep()
+    case_services.remind_interventions_due()  # once per intervention, the day before
+    chain.log_heads_daily()  # the audit chains' heads, kept in the log (audit_verify --expect-head)
+    if fired:
+        logger.info("timers: %s fired", fired)
+    return fired
+
+
+def _repeat(step, name: str, interval: float, stop: threading.Event) -> None:
+    """Run `step` every `interval` seconds until `stop` is set. Outside any request: drop the
+    connections that went stale between passes, as Django does around each request."""
+    try:
+        while not stop.is_set():
+            try:
+                close_old_connections()
+                step()
+            except Exception:  # a failing pass must not stop the next ones
+                logger.exception("timers: %s pass failed", name)
+            stop.wait(interval)
+    finally:
+        connections.close_all()  # this thread's own connections
+
+
 def loop(interval: float, stop: threading.Event | None = None) -> None:
-    """Sweep every `interval` seconds until `stop` is set. Outside any request: drop the
-    connections that went stale between sweeps, as Django does around each request."""
+    """The deadlines in this thread and the e-mails (outbox, daily digest) in a second one, each
+    every `interval` seconds until `stop` is set: a slow or silent mail server (each SMTP operation
+    waits at most EMAIL_TIMEOUT) delays the e-mails, never a due deadline."""
     stop = stop or threading.Event()
-    while not stop.is_set():
-        try:
-            close_old_connections()
-            fired = sweep()
-            case_services.remind_interventions_due()  # once per intervention, the day before
-            outbox.run_periodic()  # the same loop sends the e-mails (outbox, daily digest)
-            chain.log_heads_daily()  # the audit chains' heads, kept in the log (audit_verify --expect-head)
-            if fired:
-                logger.info("timers: %s fired", fired)
-        except Exception:  # a failing sweep must not stop the next ones
-            logger.exception("timers: sweep failed")
-        stop.wait(interval)
+    mail = threading.Thread(
+        target=_repeat, args=(outbox.run_periodic, "e-mail", interval, stop), name="outbox", daemon=True
+    )
+    mail.start()
+    try:
+        _repeat(deadlines_pass, "deadline", interval, stop)
+    finally:
+        stop.set()  # Ctrl+C, or the caller's stop: the e-mail thread ends after its current send
+        mail.join(timeout=5)
 
 
 def start_in_background(interval: float) -> threading.Thread:
