@@ -339,21 +339,6 @@ def _intact(entry) -> bool:
 # --- Retention: purge of a chain's oldest entries, redaction of an entry's content -------------
 
 
-@contextlib.contextmanager
-def _purge_switch():
-    """Inside a transaction: tell the trigger of migrations 0002/0004 that this transaction is the
-    retention purge or an anonymisation (PostgreSQL; SQLite has no trigger). Switched off again
-    at the end of the block; a failure rolls the block back, and the setting with it."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('audit.purge', 'on', true)")
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('audit.purge', 'off', true)")
-
-
 @dataclass(frozen=True)
 class PurgePlan:
     chain: str
@@ -381,7 +366,11 @@ def purge(plan: PurgePlan, *, batch_size: int = 5000) -> int:
     time, oldest first. Each batch is one transaction under the chain's lock (so writers wait for
     one batch, not for the whole purge) that deletes the batch and moves the chain's anchor to the
     first remaining entry: after every batch, and if the purge stops midway, `verify()` passes.
-    Returns the number of entries deleted."""
+    Returns the number of entries deleted.
+
+    On PostgreSQL the batch goes through `audit_purge_batch` (migration 0005), a function owned by
+    a keeper of the trail: the application's role cannot delete entries itself, and the function
+    refuses a batch holding an entry younger than the chain's retention floor (PurgeRefused)."""
     from audit.models import AuditEntry, ChainAnchor
 
     removed = 0
@@ -397,9 +386,11 @@ def purge(plan: PurgePlan, *, batch_size: int = 5000) -> int:
             prev_hash = entries.filter(seq=end).values_list("prev_hash", flat=True).first()
             if prev_hash is None:  # everything before `end` goes and nothing follows yet
                 prev_hash = batch.order_by("-seq").values_list("entry_hash", flat=True).first()
-            with _purge_switch():
+            if connection.vendor == "postgresql":
+                deleted = _purge_batch_in_database(plan.chain, end, prev_hash, batch.count())
+            else:
                 deleted = batch._raw_delete(batch.db)
-                anchor = ChainAnchor.objects.select_for_update().filter(chain=plan.chain).first()
+                anchor = ChainAnchor.objects.filter(chain=plan.chain).first()
                 anchor = anchor or ChainAnchor(chain=plan.chain, purged=0)
                 anchor.first_seq, anchor.prev_hash = end, prev_hash
                 anchor.purged += deleted
@@ -407,6 +398,30 @@ def purge(plan: PurgePlan, *, batch_size: int = 5000) -> int:
                 anchor.save()
             removed += deleted
     return removed
+
+
+class PurgeRefused(Exception):
+    """PostgreSQL refused a batch of the purge (retention floor, or a plan it does not accept)."""
+
+
+def _purge_batch_in_database(chain: str, end: int, prev_hash: str, count: int) -> int:
+    """One batch through the keeper's function: it deletes the entries before `end` and writes the
+    anchor sealed here (the key stays out of the database), after checking what it can."""
+    from django.db import DatabaseError
+
+    from audit.models import ChainAnchor
+
+    before = ChainAnchor.objects.filter(chain=chain).values_list("purged", flat=True).first() or 0
+    anchor = ChainAnchor(chain=chain, first_seq=end, prev_hash=prev_hash, purged=before + count)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT audit_purge_batch(%s, %s, %s, %s, %s)",
+                [chain, end, prev_hash, anchor.purged, anchor_hash(anchor)],
+            )
+            return cursor.fetchone()[0]
+    except DatabaseError as error:
+        raise PurgeRefused(str(error).splitlines()[0]) from error
 
 
 def redacted_content(entry) -> dict:
@@ -426,8 +441,8 @@ def redact(entries, *, at=None) -> tuple[int, list[int]]:
     """Replace the redactable content of `entries` (an AuditEntry queryset; the ones already
     redacted are left) and seal each redaction. Their chain stays verifiable: the entry's hash
     covers the digest of the content, which is kept. Call it inside the anonymisation's
-    transaction (on PostgreSQL the trigger accepts the UPDATE only under the purge switch, and only
-    of these columns).
+    transaction (on PostgreSQL through the function `audit_redact`, the only way the application's
+    role can change an entry: it writes the marker of `redacted_content` and nothing else).
 
     An entry whose content no longer matches its digest (edited in the database) is not redacted:
     redacting it would hide the tampering from `verify`. Returns (number redacted, ids left)."""
@@ -446,8 +461,18 @@ def redact(entries, *, at=None) -> tuple[int, list[int]]:
         entry.redacted_at = at
         entry.redaction_hash = redaction_hash(entry)
         redacted.append(entry)
-    if redacted:
-        with transaction.atomic(), _purge_switch():
+    if redacted and connection.vendor == "postgresql":
+        # Through the keeper's function (migration 0005): it writes the marker itself, so that the
+        # application's role can redact an entry but never give it content of its choosing.
+        with transaction.atomic(), connection.cursor() as cursor:
+            for start in range(0, len(redacted), 500):
+                batch = redacted[start : start + 500]
+                cursor.execute(
+                    "SELECT audit_redact(%s::bigint[], %s, %s::text[])",
+                    [[entry.pk for entry in batch], at, [entry.redaction_hash for entry in batch]],
+                )
+    elif redacted:
+        with transaction.atomic():
             AuditEntry.objects.bulk_update(
                 redacted, [*REDACTABLE, "redacted_at", "redaction_hash"], batch_size=500
             )
