@@ -308,3 +308,74 @@ def test_bad_names_are_a_french_error(arguments, message):
 def test_sqlite_says_it_has_no_roles():
     with pytest.raises(CommandError, match="SQLite n'a pas de rôles"):
         call_command("db_roles", "check")
+
+
+@postgresql
+def test_the_production_recipe_migrates_as_the_administrator_and_runs_the_application_without_erasing_power(
+    tmp_path,
+):
+    """README « Mise en production », for real: `db_roles setup` run by a superuser, `migrate` and
+    `db_roles apply` as the administrative role (not a superuser: the migrations must pass as it),
+    then the application's role checks itself, purges through the function, and cannot delete."""
+    import subprocess
+    import sys
+
+    import psycopg
+
+    from tests import live
+
+    suffix = f"{os.getpid()}"
+    names = roles.Roles(
+        owner=f"tds_r{suffix}_owner", app=f"tds_r{suffix}_app", keeper=f"tds_r{suffix}_keeper"
+    )
+    database = f"territoires_recipe_{suffix}"
+    admin = connection.settings_dict
+    base = f"postgresql://{{user}}@{admin['HOST'] or '127.0.0.1'}:{admin['PORT'] or 5432}/{database}"
+
+    def superuser(statements, dbname="postgres"):
+        with psycopg.connect(
+            host=admin["HOST"] or "127.0.0.1",
+            port=admin["PORT"] or 5432,
+            user=admin["USER"],
+            dbname=dbname,
+            autocommit=True,
+        ) as conn:
+            for statement in statements:
+                conn.execute(statement)
+
+    def manage(user, *arguments):
+        env = live.server_env(DATABASE_URL=base.format(user=user))
+        return subprocess.run(
+            [sys.executable, "manage.py", *arguments], cwd=live.ROOT, env=env, capture_output=True, text=True
+        )
+
+    superuser(roles.setup_sql(names, database))
+    try:
+        superuser(roles.schema_sql(names), dbname=database)
+        flags = f"owner={names.owner!r}, app={names.app!r}, keeper={names.keeper!r}"
+        administrator = manage(  # one process each: Django's start-up is most of the time
+            names.owner,
+            "shell",
+            "-c",
+            f"from django.core.management import call_command; call_command('migrate', verbosity=0); "
+            f"call_command('db_roles', 'apply', {flags})",
+        )
+        assert "Droits appliqués" in administrator.stdout, administrator.stderr
+        application = manage(
+            names.app,
+            "shell",
+            "-c",
+            "from django.core.management import call_command; call_command('db_roles', 'check'); "
+            "call_command('purge_audit')",
+        )
+        assert "ne peut ni modifier" in application.stdout, application.stderr
+        assert "Purge terminée" in application.stdout, application.stderr
+        with psycopg.connect(base.format(user=names.app).replace("postgresql://", "postgres://")) as conn:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT set_config('audit.purge', 'on', true)")
+                conn.execute("DELETE FROM audit_auditentry")
+    finally:
+        superuser([f"DROP DATABASE IF EXISTS {roles.quote(database)} WITH (FORCE)"])
+        superuser(
+            [f"DROP ROLE IF EXISTS {roles.quote(name)}" for name in (names.app, names.owner, names.keeper)]
+        )

@@ -62,7 +62,6 @@ CREATE FUNCTION {s}.audit_purge_batch(
 ) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = {s}, pg_temp
-SET audit.purge = 'on'
 AS $$
 DECLARE
     v_floor integer;
@@ -70,6 +69,7 @@ DECLARE
     v_prev text;
     v_before bigint;
     v_deleted bigint;
+    v_switch text := current_setting('audit.purge', true);
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('audit.' || p_chain));
     IF p_chain IS NULL OR p_chain NOT IN ('change', 'access') THEN
@@ -103,6 +103,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     SELECT purged INTO v_before FROM {s}.audit_chainanchor WHERE chain = p_chain FOR UPDATE;
+    PERFORM set_config('audit.purge', 'on', true);
     DELETE FROM {s}.audit_auditentry WHERE chain = p_chain AND seq < p_end;
     GET DIAGNOSTICS v_deleted = ROW_COUNT;
     IF coalesce(v_before, 0) + v_deleted <> p_purged THEN
@@ -113,6 +114,7 @@ BEGIN
         VALUES (p_chain, p_end, p_prev_hash, p_purged, p_anchor_hash, now())
         ON CONFLICT (chain) DO UPDATE SET first_seq = EXCLUDED.first_seq, prev_hash = EXCLUDED.prev_hash,
             purged = EXCLUDED.purged, anchor_hash = EXCLUDED.anchor_hash, updated_at = EXCLUDED.updated_at;
+    PERFORM set_config('audit.purge', coalesce(v_switch, ''), true);
     RETURN v_deleted;
 END;
 $$;
@@ -123,14 +125,15 @@ $$;
 CREATE FUNCTION {s}.audit_redact(p_ids bigint[], p_at timestamptz, p_hashes text[]) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = {s}, pg_temp
-SET audit.purge = 'on'
 AS $$
 DECLARE
     v_count integer;
+    v_switch text := current_setting('audit.purge', true);
 BEGIN
     IF p_at IS NULL OR coalesce(cardinality(p_ids), 0) <> coalesce(cardinality(p_hashes), 0) THEN
         RAISE EXCEPTION 'audit redaction refused: one hash per entry' USING ERRCODE = 'insufficient_privilege';
     END IF;
+    PERFORM set_config('audit.purge', 'on', true);
     UPDATE {s}.audit_auditentry AS e SET
         changes = CASE WHEN jsonb_typeof(e.changes) = 'object' THEN coalesce(
             (SELECT jsonb_object_agg(k, to_jsonb('{redacted}'::text)) FROM jsonb_object_keys(e.changes) AS k),
@@ -148,6 +151,7 @@ BEGIN
         RAISE EXCEPTION 'audit redaction refused: only change entries not redacted yet'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
+    PERFORM set_config('audit.purge', coalesce(v_switch, ''), true);
     RETURN v_count;
 END;
 $$;

@@ -68,7 +68,8 @@ class Command(BaseCommand):
             self._check()
 
     def _print(self, comment: str, statements: list[str]) -> None:
-        self.stdout.write(comment)
+        if comment:
+            self.stdout.write(comment)
         for statement in statements:
             self.stdout.write(statement + ";")
 
@@ -119,7 +120,13 @@ class Command(BaseCommand):
 
     def _check(self) -> None:
         self._postgresql()
-        found = roles.powers(connection)
+        try:
+            found = roles.powers(connection)
+        except DatabaseError as error:
+            raise CommandError(
+                f"Vérification impossible : {str(error).splitlines()[0]}. Les migrations sont-elles "
+                "appliquées (manage.py migrate, avec le rôle d'administration) ?"
+            ) from error
         reasons = []
         if found.superuser:
             reasons.append("superutilisateur")
