@@ -7,10 +7,12 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
+import re
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -324,6 +326,208 @@ def check_head(chain: str, seq: int, expected_hash: str) -> Problem | None:
     if not hmac.compare_digest(entry[1], expected_hash):
         return Problem(chain, seq, entry[0], "recorded head replaced")
     return None
+
+
+# --- Anchors outside the database -------------------------------------------------------------
+#
+# The chain alone cannot show that its newest entries, a whole chain or every entry were deleted:
+# nothing follows them. The background loop therefore appends each chain's head, whenever it
+# moved, to a file outside the database (AUDIT_ANCHOR_PATH), one signed line each:
+#
+#     <time UTC> <chain> <position> <entry hash> <table's storage> <HMAC of the rest>
+#
+# `check_anchors` (audit_verify) takes the latest line of each chain and looks for its entry.
+# The table's storage is PostgreSQL's file node of the audit table (a TRUNCATE gives the table a
+# new one: the check can then say so), "-" on SQLite. Entries written after the latest anchor are
+# protected by the chain only (the honest window): at most ANCHOR_INTERVAL seconds while the loop
+# runs; older unanchored entries are named, as a loop that stopped anchoring.
+
+ANCHOR_INTERVAL = 60  # seconds at most between two passes of the loop's anchoring
+ANCHOR_GRACE = 600  # an entry unanchored for longer: the loop is not anchoring
+ANCHOR_LINE = re.compile(
+    r"^(?P<time>[0-9T:.+-]{20,40}) (?P<chain>[a-z]{1,10}) (?P<seq>[0-9]{1,18}) (?P<hash>[0-9a-f]{64})"
+    r" (?P<store>[0-9]{1,20}|-) (?P<mac>[0-9a-f]{64})$"
+)
+ANCHOR_FILE = "anchor file"  # the `chain` of a problem of the file itself
+
+
+@dataclass(frozen=True)
+class Anchor:
+    time: datetime
+    chain: str
+    seq: int
+    hash: str
+    store: str
+    line: int
+
+
+def _anchor_line_mac(moment: str, chain: str, seq: int, entry_hash: str, store: str, key=None) -> str:
+    return _mac(
+        b"anchor-file",
+        moment.encode(),
+        chain.encode(),
+        str(seq).encode(),
+        entry_hash.encode(),
+        store.encode(),
+        key=key,
+    )
+
+
+def _store() -> str:
+    """What identifies the audit table's storage: a TRUNCATE changes it, a DELETE does not."""
+    from audit.models import AuditEntry
+
+    if connection.vendor != "postgresql":
+        return "-"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_relation_filenode(%s::regclass)", [AuditEntry._meta.db_table])
+        return str(cursor.fetchone()[0])
+
+
+# The heads this process wrote last, per file and chain: a head that did not move is not written again.
+_anchored: dict[tuple[str, str], tuple[int, str]] = {}
+
+
+def anchor_heads(path: str | None = None) -> int:
+    """Append the head of each chain that moved since this process last wrote it to the anchor file
+    (AUDIT_ANCHOR_PATH; nothing when it is off), one signed line per chain, in one write, flushed
+    to the disk. Returns the number of lines written."""
+    from django.utils import timezone
+
+    path = path or settings.AUDIT_ANCHOR_PATH
+    if not path:
+        return 0
+    found = heads()
+    moved = {c: head for c, head in sorted(found.items()) if _anchored.get((path, c)) != head}
+    if not moved:
+        return 0
+    store, moment = _store(), _utc(timezone.now())
+    lines = "".join(
+        f"{moment} {c} {seq} {h} {store} {_anchor_line_mac(moment, c, seq, h, store)}\n"
+        for c, (seq, h) in moved.items()
+    )
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(descriptor, lines.encode())
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    for c, head in moved.items():
+        _anchored[(path, c)] = head
+    return len(moved)
+
+
+def read_anchors(path: str) -> tuple[dict[str, Anchor], list[Problem]]:
+    """The latest valid anchor of each chain in the file, and a problem for each line that is not
+    one the key's holder wrote."""
+    from audit.models import Chain
+
+    latest, problems = {}, []
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            match = ANCHOR_LINE.match(line.rstrip("\n"))
+            valid = (
+                match is not None
+                and match["chain"] in Chain.values
+                and _sealed(
+                    match["mac"],
+                    lambda key, m=match: _anchor_line_mac(
+                        m["time"], m["chain"], int(m["seq"]), m["hash"], m["store"], key
+                    ),
+                )
+            )
+            if not valid:
+                problems.append(Problem(ANCHOR_FILE, number, None, "line edited or forged"))
+                continue
+            anchor = Anchor(
+                datetime.fromisoformat(match["time"]),
+                match["chain"],
+                int(match["seq"]),
+                match["hash"],
+                match["store"],
+                number,
+            )
+            if anchor.chain not in latest or anchor.seq >= latest[anchor.chain].seq:
+                latest[anchor.chain] = anchor
+    return latest, problems
+
+
+@dataclass
+class AnchorReport:
+    path: str | None
+    latest: dict[str, Anchor]
+    problems: list[Problem]
+    unanchored: dict[str, int]  # entries written after the latest anchor, per chain
+
+
+def check_anchors(now=None) -> AnchorReport:
+    """The latest anchor of each chain against the database: its entry is still there, unchanged,
+    or behind the chain's purge anchor. Names what happened when it is not: the newest entries
+    deleted, the whole chain deleted, every entry deleted, the table truncated, the anchored entry
+    replaced; and entries left unanchored for longer than ANCHOR_GRACE."""
+    from django.utils import timezone
+
+    from audit.models import AuditEntry, Chain, ChainAnchor
+
+    now = now or timezone.now()
+    path = settings.AUDIT_ANCHOR_PATH
+    report = AnchorReport(path, {}, [], {})
+    if not path:
+        return report
+    grace = now - timedelta(seconds=ANCHOR_GRACE)
+    if not os.path.exists(path):
+        if AuditEntry.objects.filter(timestamp__lt=grace).exists():
+            report.problems.append(Problem(ANCHOR_FILE, 0, None, f"missing ({path})"))
+        return report
+    try:
+        report.latest, report.problems = read_anchors(path)
+    except OSError as error:
+        report.problems.append(Problem(ANCHOR_FILE, 0, None, f"unreadable ({error.strerror})"))
+        return report
+    store = _store()
+    table_empty = not AuditEntry.objects.exists()
+    purged_to = dict(ChainAnchor.objects.values_list("chain", "first_seq"))
+    for chain in Chain.values:
+        anchor = report.latest.get(chain)
+        entries = AuditEntry.objects.filter(chain=chain)
+        after = entries.filter(seq__gt=anchor.seq) if anchor else entries
+        if anchor is not None and anchor.seq >= purged_to.get(chain, 0):
+            problem = _anchored_entry_problem(anchor, entries, store, table_empty)
+            if problem is not None:
+                report.problems.append(problem)
+                continue
+        report.unanchored[chain] = after.count()
+        first = after.order_by("seq").values_list("seq", "pk", "timestamp").first()
+        if first is not None and first[2] < grace:
+            minutes = int((now - first[2]).total_seconds() // 60)
+            report.problems.append(
+                Problem(chain, first[0], first[1], f"not anchored outside the database for {minutes} min")
+            )
+    return report
+
+
+def _anchored_entry_problem(anchor: Anchor, entries, store: str, table_empty: bool) -> Problem | None:
+    found = entries.filter(seq=anchor.seq).values_list("pk", "entry_hash").first()
+    if found is not None and hmac.compare_digest(found[1], anchor.hash):
+        return None
+    truncated = anchor.store != "-" and store != anchor.store
+    last = entries.order_by("-seq").values_list("seq", flat=True).first()
+    if truncated:
+        kind = "table truncated (TRUNCATE)" + (
+            "" if last is None else f", {entries.count()} entries written since"
+        )
+    elif found is not None:
+        kind = "anchored entry replaced (newest entries deleted, others written in their place)"
+    elif table_empty:
+        kind = "every entry deleted (both chains)"
+    elif last is None:
+        kind = "whole chain deleted"
+    elif last < anchor.seq:
+        kind = f"newest entries deleted (the chain ends at #{last}, before the anchored #{anchor.seq})"
+    else:
+        kind = "anchored entry deleted"
+    return Problem(anchor.chain, anchor.seq, found[0] if found else None, kind)
 
 
 def _intact(entry) -> bool:

@@ -61,7 +61,7 @@ class Command(BaseCommand):
         batch_size = positive_int(options["batch_size"], "--batch-size")
         dry_run = options["dry_run"]
         if not dry_run:
-            problems = chain.verify()
+            problems = chain.verify() + chain.check_anchors().problems
             if problems and not options["force"]:
                 for problem in problems:
                     self.stderr.write(f"ALTÉRATION {problem}")
