@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from audit import chain
 from audit.models import AuditEntry, ChainAnchor
-from config.env import env_file
 from tests.factories import CaseFactory
 
 pytestmark = pytest.mark.django_db
@@ -236,20 +235,3 @@ def test_lines_signed_with_a_former_key_still_verify(anchored, settings):
 
 def test_without_anchors_the_command_says_what_goes_unseen(case, capsys):
     assert "AUDIT_ANCHOR_PATH=off" in verify_ok()
-
-
-@pytest.mark.parametrize("value", ["var/anchors.log", "~/anchors.log", "/tmp"])
-def test_the_anchor_path_is_read_strictly(value, monkeypatch):
-    from django.core.exceptions import ImproperlyConfigured
-
-    monkeypatch.setenv("AUDIT_ANCHOR_PATH", value)
-    with pytest.raises(ImproperlyConfigured, match="AUDIT_ANCHOR_PATH"):
-        env_file("AUDIT_ANCHOR_PATH", "/default")
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"), [("", "/default"), ("off", None), ("/srv/a.log", "/srv/a.log")]
-)
-def test_the_anchor_path_may_be_off_or_an_absolute_file(value, expected, monkeypatch):
-    monkeypatch.setenv("AUDIT_ANCHOR_PATH", value)
-    assert env_file("AUDIT_ANCHOR_PATH", "/default") == expected
