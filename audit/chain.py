@@ -1,5 +1,6 @@
 """Hash chain of the audit entries: append under a lock, verify, name what was tampered with."""
 
+import collections
 import contextlib
 import functools
 import hashlib
@@ -349,6 +350,7 @@ ANCHOR_LINE = re.compile(
     r" (?P<store>[0-9]{1,20}|-) (?P<mac>[0-9a-f]{64})$"
 )
 ANCHOR_FILE = "anchor file"  # the `chain` of a problem of the file itself
+ANCHOR_CANDIDATES = 64  # the newest lines of each chain checked against the key
 
 
 @dataclass(frozen=True)
@@ -419,37 +421,34 @@ def anchor_heads(path: str | None = None) -> int:
 
 
 def read_anchors(path: str) -> tuple[dict[str, Anchor], list[Problem]]:
-    """The latest valid anchor of each chain in the file, and a problem for each line that is not
-    one the key's holder wrote."""
+    """The latest anchor of each chain in the file that its key's holder wrote, and a problem for
+    each line that is not an anchor and each line that claims to be a later anchor but was not
+    signed with the key. Every line is parsed; only the newest lines of each chain (the last
+    ANCHOR_CANDIDATES, of which the highest position signed with the key is the latest anchor)
+    are checked against the key: a year of anchors is a million lines, and forged lines appended
+    after the real ones are named all the same."""
     from audit.models import Chain
 
-    latest, problems = {}, []
+    candidates, problems = {}, []
     with open(path, encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, start=1):
             match = ANCHOR_LINE.match(line.rstrip("\n"))
-            valid = (
-                match is not None
-                and match["chain"] in Chain.values
-                and _sealed(
-                    match["mac"],
-                    lambda key, m=match: _anchor_line_mac(
-                        m["time"], m["chain"], int(m["seq"]), m["hash"], m["store"], key
-                    ),
-                )
-            )
-            if not valid:
+            if match is None or match["chain"] not in Chain.values:
                 problems.append(Problem(ANCHOR_FILE, number, None, "line edited or forged"))
                 continue
-            anchor = Anchor(
-                datetime.fromisoformat(match["time"]),
-                match["chain"],
-                int(match["seq"]),
-                match["hash"],
-                match["store"],
-                number,
-            )
-            if anchor.chain not in latest or anchor.seq >= latest[anchor.chain].seq:
-                latest[anchor.chain] = anchor
+            newest = candidates.setdefault(match["chain"], collections.deque(maxlen=ANCHOR_CANDIDATES))
+            newest.append((int(match["seq"]), number, match.group("time", "hash", "store", "mac")))
+    latest = {}
+    for chain, found in candidates.items():
+        for seq, number, (moment, entry_hash, store, mac) in sorted(
+            found, key=lambda item: item[:2], reverse=True
+        ):
+            signed = functools.partial(_anchor_line_mac, moment, chain, seq, entry_hash, store)
+            if _sealed(mac, lambda key, signed=signed: signed(key=key)):
+                latest[chain] = Anchor(datetime.fromisoformat(moment), chain, seq, entry_hash, store, number)
+                break
+            problems.append(Problem(ANCHOR_FILE, number, None, "line edited or forged"))
+    problems.sort(key=lambda problem: problem.seq)
     return latest, problems
 
 

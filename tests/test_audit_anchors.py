@@ -150,10 +150,17 @@ def test_a_line_of_the_anchor_file_edited_or_added_without_the_key_is_named(anch
     lines = anchor_file.read_text().splitlines()
     first = lines[0].split(" ")
     first[2] = str(int(first[2]) + 5)  # claim a longer chain
-    anchor_file.write_text("\n".join([" ".join(first), *lines[1:], "n'importe quoi"]) + "\n")
+    forged = lines[1].split(" ")
+    forged[2] = "999999"  # a later head, without the key
+    anchor_file.write_text(
+        "\n".join([" ".join(first), *lines[1:], "n'importe quoi", " ".join(forged)]) + "\n"
+    )
     report = verify_fails()
     assert "anchor file #1: line edited or forged" in report
     assert "anchor file #3: line edited or forged" in report
+    assert "anchor file #4: line edited or forged" in report
+    assert "#999999" not in report  # the real latest anchor is the one checked
+    assert report.count("ALTÉRATION") == 3
 
 
 def test_a_missing_anchor_file_is_named_once_entries_should_have_been_anchored(anchored, anchor_file):
