@@ -90,6 +90,8 @@ def grants_sql(roles: Roles, floors: dict[str, int]) -> list[str]:
         # The application: every business table, its sequences; the audit tables read and appended.
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {a}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {a}",
+        # Which migrations ran is the administrator's record.
+        f"REVOKE INSERT, UPDATE, DELETE ON {s}.django_migrations FROM {a}",
         f"REVOKE ALL ON {tables} FROM {a}",
         f"GRANT SELECT, INSERT ON {entries} TO {a}",
         f"GRANT SELECT ON {anchors}, {floor} TO {a}",
