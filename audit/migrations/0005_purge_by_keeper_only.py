@@ -16,9 +16,12 @@ application's role could erase the trail. Now:
   application's code did, bounded: the purge deletes a prefix of a chain whose every entry is older
   than the chain's retention floor (table `audit_purgefloor`, written by the administrative role),
   and moves the chain's anchor to the entry that follows it; the redaction replaces the redactable
-  content of change entries not redacted yet by the fixed marker. Neither can delete a recent entry
-  or write content of the caller's choosing. A session of a keeper (the administrator, the test
-  database's owner) is not held to the floor: it could delete directly anyway.
+  content of change entries not redacted yet by the fixed marker. Neither can delete an entry
+  younger than the floor or write content of the caller's choosing. A session whose login role
+  belongs to the tables' owner (the administrator, the test database's user) is not held to the
+  floor: it could delete directly anyway. The functions switch `audit.purge` on in their body,
+  for their own statements: a function's SET clause on that placeholder variable is refused to a
+  role that is not a superuser, such as the administrative role that runs this migration.
 
 The application's role has no UPDATE, DELETE or TRUNCATE privilege on the audit tables either in
 the production setup (`manage.py db_roles`): the trigger is the second lock, for a role granted
