@@ -1,5 +1,6 @@
 """Hash chain of the audit entries: append under a lock, verify, name what was tampered with."""
 
+import collections
 import contextlib
 import functools
 import hashlib
@@ -7,10 +8,12 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
+import re
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -326,6 +329,206 @@ def check_head(chain: str, seq: int, expected_hash: str) -> Problem | None:
     return None
 
 
+# --- Anchors outside the database -------------------------------------------------------------
+#
+# The chain alone cannot show that its newest entries, a whole chain or every entry were deleted:
+# nothing follows them. The background loop therefore appends each chain's head, whenever it
+# moved, to a file outside the database (AUDIT_ANCHOR_PATH), one signed line each:
+#
+#     <time UTC> <chain> <position> <entry hash> <table's storage> <HMAC of the rest>
+#
+# `check_anchors` (audit_verify) takes the latest line of each chain and looks for its entry.
+# The table's storage is PostgreSQL's file node of the audit table (a TRUNCATE gives the table a
+# new one: the check can then say so), "-" on SQLite. Entries written after the latest anchor are
+# protected by the chain only (the honest window): at most ANCHOR_INTERVAL seconds while the loop
+# runs; older unanchored entries are named, as a loop that stopped anchoring.
+
+ANCHOR_INTERVAL = 60  # seconds at most between two passes of the loop's anchoring
+ANCHOR_GRACE = 600  # an entry unanchored for longer: the loop is not anchoring
+ANCHOR_LINE = re.compile(
+    r"^(?P<time>[0-9T:.+-]{20,40}) (?P<chain>[a-z]{1,10}) (?P<seq>[0-9]{1,18}) (?P<hash>[0-9a-f]{64})"
+    r" (?P<store>[0-9]{1,20}|-) (?P<mac>[0-9a-f]{64})$"
+)
+ANCHOR_FILE = "anchor file"  # the `chain` of a problem of the file itself
+ANCHOR_CANDIDATES = 64  # the newest lines of each chain checked against the key
+
+
+@dataclass(frozen=True)
+class Anchor:
+    time: datetime
+    chain: str
+    seq: int
+    hash: str
+    store: str
+    line: int
+
+
+def _anchor_line_mac(moment: str, chain: str, seq: int, entry_hash: str, store: str, key=None) -> str:
+    return _mac(
+        b"anchor-file",
+        moment.encode(),
+        chain.encode(),
+        str(seq).encode(),
+        entry_hash.encode(),
+        store.encode(),
+        key=key,
+    )
+
+
+def _store() -> str:
+    """What identifies the audit table's storage: a TRUNCATE changes it, a DELETE does not."""
+    from audit.models import AuditEntry
+
+    if connection.vendor != "postgresql":
+        return "-"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_relation_filenode(%s::regclass)", [AuditEntry._meta.db_table])
+        return str(cursor.fetchone()[0])
+
+
+# The heads this process wrote last, per file and chain: a head that did not move is not written again.
+_anchored: dict[tuple[str, str], tuple[int, str]] = {}
+
+
+def anchor_heads(path: str | None = None) -> int:
+    """Append the head of each chain that moved since this process last wrote it to the anchor file
+    (AUDIT_ANCHOR_PATH; nothing when it is off), one signed line per chain, in one write, flushed
+    to the disk. Returns the number of lines written."""
+    from django.utils import timezone
+
+    path = path or settings.AUDIT_ANCHOR_PATH
+    if not path:
+        return 0
+    found = heads()
+    moved = {c: head for c, head in sorted(found.items()) if _anchored.get((path, c)) != head}
+    if not moved:
+        return 0
+    store, moment = _store(), _utc(timezone.now())
+    lines = "".join(
+        f"{moment} {c} {seq} {h} {store} {_anchor_line_mac(moment, c, seq, h, store)}\n"
+        for c, (seq, h) in moved.items()
+    )
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(descriptor, lines.encode())
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    for c, head in moved.items():
+        _anchored[(path, c)] = head
+    return len(moved)
+
+
+def read_anchors(path: str) -> tuple[dict[str, Anchor], list[Problem]]:
+    """The latest anchor of each chain in the file that its key's holder wrote, and a problem for
+    each line that is not an anchor and each line that claims to be a later anchor but was not
+    signed with the key. Every line is parsed; only the newest lines of each chain (the last
+    ANCHOR_CANDIDATES, of which the highest position signed with the key is the latest anchor)
+    are checked against the key: a year of anchors is a million lines, and forged lines appended
+    after the real ones are named all the same."""
+    from audit.models import Chain
+
+    candidates, problems = {}, []
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, start=1):
+            match = ANCHOR_LINE.match(line.rstrip("\n"))
+            if match is None or match["chain"] not in Chain.values:
+                problems.append(Problem(ANCHOR_FILE, number, None, "line edited or forged"))
+                continue
+            newest = candidates.setdefault(match["chain"], collections.deque(maxlen=ANCHOR_CANDIDATES))
+            newest.append((int(match["seq"]), number, match.group("time", "hash", "store", "mac")))
+    latest = {}
+    for chain, found in candidates.items():
+        for seq, number, (moment, entry_hash, store, mac) in sorted(
+            found, key=lambda item: item[:2], reverse=True
+        ):
+            signed = functools.partial(_anchor_line_mac, moment, chain, seq, entry_hash, store)
+            if _sealed(mac, lambda key, signed=signed: signed(key=key)):
+                latest[chain] = Anchor(datetime.fromisoformat(moment), chain, seq, entry_hash, store, number)
+                break
+            problems.append(Problem(ANCHOR_FILE, number, None, "line edited or forged"))
+    problems.sort(key=lambda problem: problem.seq)
+    return latest, problems
+
+
+@dataclass
+class AnchorReport:
+    path: str | None
+    latest: dict[str, Anchor]
+    problems: list[Problem]
+    unanchored: dict[str, int]  # entries written after the latest anchor, per chain
+
+
+def check_anchors(now=None) -> AnchorReport:
+    """The latest anchor of each chain against the database: its entry is still there, unchanged,
+    or behind the chain's purge anchor. Names what happened when it is not: the newest entries
+    deleted, the whole chain deleted, every entry deleted, the table truncated, the anchored entry
+    replaced; and entries left unanchored for longer than ANCHOR_GRACE."""
+    from django.utils import timezone
+
+    from audit.models import AuditEntry, Chain, ChainAnchor
+
+    now = now or timezone.now()
+    path = settings.AUDIT_ANCHOR_PATH
+    report = AnchorReport(path, {}, [], {})
+    if not path:
+        return report
+    grace = now - timedelta(seconds=ANCHOR_GRACE)
+    if not os.path.exists(path):
+        if AuditEntry.objects.filter(timestamp__lt=grace).exists():
+            report.problems.append(Problem(ANCHOR_FILE, 0, None, f"missing ({path})"))
+        return report
+    try:
+        report.latest, report.problems = read_anchors(path)
+    except OSError as error:
+        report.problems.append(Problem(ANCHOR_FILE, 0, None, f"unreadable ({error.strerror})"))
+        return report
+    store = _store()
+    table_empty = not AuditEntry.objects.exists()
+    purged_to = dict(ChainAnchor.objects.values_list("chain", "first_seq"))
+    for chain in Chain.values:
+        anchor = report.latest.get(chain)
+        entries = AuditEntry.objects.filter(chain=chain)
+        after = entries.filter(seq__gt=anchor.seq) if anchor else entries
+        if anchor is not None and anchor.seq >= purged_to.get(chain, 0):
+            problem = _anchored_entry_problem(anchor, entries, store, table_empty)
+            if problem is not None:
+                report.problems.append(problem)
+                continue
+        report.unanchored[chain] = after.count()
+        first = after.order_by("seq").values_list("seq", "pk", "timestamp").first()
+        if first is not None and first[2] < grace:
+            minutes = int((now - first[2]).total_seconds() // 60)
+            report.problems.append(
+                Problem(chain, first[0], first[1], f"not anchored outside the database for {minutes} min")
+            )
+    return report
+
+
+def _anchored_entry_problem(anchor: Anchor, entries, store: str, table_empty: bool) -> Problem | None:
+    found = entries.filter(seq=anchor.seq).values_list("pk", "entry_hash").first()
+    if found is not None and hmac.compare_digest(found[1], anchor.hash):
+        return None
+    truncated = anchor.store != "-" and store != anchor.store
+    last = entries.order_by("-seq").values_list("seq", flat=True).first()
+    if truncated:
+        kind = "table truncated (TRUNCATE)" + (
+            "" if last is None else f", {entries.count()} entries written since"
+        )
+    elif found is not None:
+        kind = "anchored entry replaced (newest entries deleted, others written in their place)"
+    elif table_empty:
+        kind = "every entry deleted (both chains)"
+    elif last is None:
+        kind = "whole chain deleted"
+    elif last < anchor.seq:
+        kind = f"newest entries deleted (the chain ends at #{last}, before the anchored #{anchor.seq})"
+    else:
+        kind = "anchored entry deleted"
+    return Problem(anchor.chain, anchor.seq, found[0] if found else None, kind)
+
+
 def _intact(entry) -> bool:
     """The entry's hash matches its columns, and its redactable content is the one the hash
     committed to (not redacted) or a redaction made with the key (redacted)."""
@@ -337,21 +540,6 @@ def _intact(entry) -> bool:
 
 
 # --- Retention: purge of a chain's oldest entries, redaction of an entry's content -------------
-
-
-@contextlib.contextmanager
-def _purge_switch():
-    """Inside a transaction: tell the trigger of migrations 0002/0004 that this transaction is the
-    retention purge or an anonymisation (PostgreSQL; SQLite has no trigger). Switched off again
-    at the end of the block; a failure rolls the block back, and the setting with it."""
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('audit.purge', 'on', true)")
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('audit.purge', 'off', true)")
 
 
 @dataclass(frozen=True)
@@ -381,7 +569,11 @@ def purge(plan: PurgePlan, *, batch_size: int = 5000) -> int:
     time, oldest first. Each batch is one transaction under the chain's lock (so writers wait for
     one batch, not for the whole purge) that deletes the batch and moves the chain's anchor to the
     first remaining entry: after every batch, and if the purge stops midway, `verify()` passes.
-    Returns the number of entries deleted."""
+    Returns the number of entries deleted.
+
+    On PostgreSQL the batch goes through `audit_purge_batch` (migration 0005), a function owned by
+    a keeper of the trail: the application's role cannot delete entries itself, and the function
+    refuses a batch holding an entry younger than the chain's retention floor (PurgeRefused)."""
     from audit.models import AuditEntry, ChainAnchor
 
     removed = 0
@@ -397,9 +589,11 @@ def purge(plan: PurgePlan, *, batch_size: int = 5000) -> int:
             prev_hash = entries.filter(seq=end).values_list("prev_hash", flat=True).first()
             if prev_hash is None:  # everything before `end` goes and nothing follows yet
                 prev_hash = batch.order_by("-seq").values_list("entry_hash", flat=True).first()
-            with _purge_switch():
+            if connection.vendor == "postgresql":
+                deleted = _purge_batch_in_database(plan.chain, end, prev_hash, batch.count())
+            else:
                 deleted = batch._raw_delete(batch.db)
-                anchor = ChainAnchor.objects.select_for_update().filter(chain=plan.chain).first()
+                anchor = ChainAnchor.objects.filter(chain=plan.chain).first()
                 anchor = anchor or ChainAnchor(chain=plan.chain, purged=0)
                 anchor.first_seq, anchor.prev_hash = end, prev_hash
                 anchor.purged += deleted
@@ -407,6 +601,30 @@ def purge(plan: PurgePlan, *, batch_size: int = 5000) -> int:
                 anchor.save()
             removed += deleted
     return removed
+
+
+class PurgeRefused(Exception):
+    """PostgreSQL refused a batch of the purge (retention floor, or a plan it does not accept)."""
+
+
+def _purge_batch_in_database(chain: str, end: int, prev_hash: str, count: int) -> int:
+    """One batch through the keeper's function: it deletes the entries before `end` and writes the
+    anchor sealed here (the key stays out of the database), after checking what it can."""
+    from django.db import DatabaseError
+
+    from audit.models import ChainAnchor
+
+    before = ChainAnchor.objects.filter(chain=chain).values_list("purged", flat=True).first() or 0
+    anchor = ChainAnchor(chain=chain, first_seq=end, prev_hash=prev_hash, purged=before + count)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT audit_purge_batch(%s, %s, %s, %s, %s)",
+                [chain, end, prev_hash, anchor.purged, anchor_hash(anchor)],
+            )
+            return cursor.fetchone()[0]
+    except DatabaseError as error:
+        raise PurgeRefused(str(error).splitlines()[0]) from error
 
 
 def redacted_content(entry) -> dict:
@@ -426,8 +644,8 @@ def redact(entries, *, at=None) -> tuple[int, list[int]]:
     """Replace the redactable content of `entries` (an AuditEntry queryset; the ones already
     redacted are left) and seal each redaction. Their chain stays verifiable: the entry's hash
     covers the digest of the content, which is kept. Call it inside the anonymisation's
-    transaction (on PostgreSQL the trigger accepts the UPDATE only under the purge switch, and only
-    of these columns).
+    transaction (on PostgreSQL through the function `audit_redact`, the only way the application's
+    role can change an entry: it writes the marker of `redacted_content` and nothing else).
 
     An entry whose content no longer matches its digest (edited in the database) is not redacted:
     redacting it would hide the tampering from `verify`. Returns (number redacted, ids left)."""
@@ -446,8 +664,18 @@ def redact(entries, *, at=None) -> tuple[int, list[int]]:
         entry.redacted_at = at
         entry.redaction_hash = redaction_hash(entry)
         redacted.append(entry)
-    if redacted:
-        with transaction.atomic(), _purge_switch():
+    if redacted and connection.vendor == "postgresql":
+        # Through the keeper's function (migration 0005): it writes the marker itself, so that the
+        # application's role can redact an entry but never give it content of its choosing.
+        with transaction.atomic(), connection.cursor() as cursor:
+            for start in range(0, len(redacted), 500):
+                batch = redacted[start : start + 500]
+                cursor.execute(
+                    "SELECT audit_redact(%s::bigint[], %s, %s::text[])",
+                    [[entry.pk for entry in batch], at, [entry.redaction_hash for entry in batch]],
+                )
+    elif redacted:
+        with transaction.atomic():
             AuditEntry.objects.bulk_update(
                 redacted, [*REDACTABLE, "redacted_at", "redaction_hash"], batch_size=500
             )

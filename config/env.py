@@ -99,3 +99,17 @@ def env_url(name: str, schemes: tuple[str, ...]) -> str | None:
     except ValueError:
         raise fail(name, value, "une URL avec un port numérique") from None
     return value
+
+
+def env_file(name: str, default: str | None) -> str | None:
+    """The absolute path of a file (not a directory), `off` for none, or `default` when unset."""
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    if value.lower() == "off":
+        return None
+    if not os.path.isabs(value):
+        raise fail(name, value, "un chemin absolu de fichier, ou off / an absolute file path, or off")
+    if os.path.isdir(value):
+        raise fail(name, value, "un fichier, pas un dossier / a file, not a directory")
+    return value

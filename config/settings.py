@@ -18,7 +18,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.utils.translation import gettext_lazy as _
 
-from config.env import env_bool, env_choice, env_int, env_list, env_str, env_url
+from config.env import env_bool, env_choice, env_file, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -123,6 +123,11 @@ if PRODUCTION and (len(AUDIT_CHAIN_KEY) < 32 or AUDIT_CHAIN_KEY == SECRET_KEY):
         "AUDIT_CHAIN_KEY doit compter au moins 32 caractères et différer de SECRET_KEY. "
         "/ AUDIT_CHAIN_KEY must be at least 32 characters long and differ from SECRET_KEY."
     )
+# The audit chains' heads anchored outside the database (audit.chain.anchor_heads): the background
+# loop appends a line per chain whose head moved, at most a minute apart, signed with the chain's
+# key; `audit_verify` checks the latest. Point it at an append-only file (chattr +a) or one copied
+# off the host; "off" for none (the newest entries could then be deleted unseen).
+AUDIT_ANCHOR_PATH = env_file("AUDIT_ANCHOR_PATH", str(VAR_DIR / "audit-anchors.log"))
 # Retention of the audit trail, in days (manage.py purge_audit; docs/gdpr.md): accesses one year
 # (the CNIL's recommendation on logging: 6 months to 1 year), changes six years (the five-year
 # limitation period of civil actions, art. 2224 of the Code civil, plus the evaluation of the pilot).

@@ -31,8 +31,11 @@ from tests.factories import (
 
 @pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
-    """The production hasher costs ~0.5 s per hash; tests do not need it."""
+    """The production hasher costs ~0.5 s per hash; tests do not need it. No audit anchors either
+    (the default file under var/ belongs to the demo database): a test that needs them sets
+    AUDIT_ANCHOR_PATH to a file of its own."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.AUDIT_ANCHOR_PATH = None
 
 
 @pytest.fixture

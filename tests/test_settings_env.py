@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_choice, env_int, env_list, env_str, env_url
+from config.env import env_bool, env_choice, env_file, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 NAME = "TDS_TEST_VARIABLE"
@@ -174,6 +174,7 @@ SETTINGS_VARIABLES = (
     "CHANNEL_ENCRYPTION_KEYS",
     "AUDIT_CHAIN_KEY",
     "AUDIT_CHAIN_KEY_FALLBACKS",
+    "AUDIT_ANCHOR_PATH",
     "DATABASE_PREPARED_STATEMENTS",
 )
 # A production-grade audit chain key (at least 32 characters, not SECRET_KEY).
@@ -346,3 +347,27 @@ def test_pages_carry_a_content_security_policy_without_inline_code(client):
     assert directives["style-src"] == "'self'"
     assert directives["frame-ancestors"] == "'none'"
     assert "unsafe-inline" not in policy
+
+
+# --- AUDIT_ANCHOR_PATH: an absolute file, or off ---------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["var/anchors.log", "~/anchors.log", "/tmp"])
+def test_the_anchor_path_is_read_strictly(value, monkeypatch):
+    monkeypatch.setenv("AUDIT_ANCHOR_PATH", value)
+    with pytest.raises(ImproperlyConfigured, match="AUDIT_ANCHOR_PATH"):
+        env_file("AUDIT_ANCHOR_PATH", "/default")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("", "/default"), ("off", None), ("/srv/a.log", "/srv/a.log")]
+)
+def test_the_anchor_path_may_be_off_or_an_absolute_file(value, expected, monkeypatch):
+    monkeypatch.setenv("AUDIT_ANCHOR_PATH", value)
+    assert env_file("AUDIT_ANCHOR_PATH", "/default") == expected
+
+
+def test_a_relative_anchor_path_does_not_start(tmp_path):
+    result = start_django(tmp_path, AUDIT_ANCHOR_PATH="var/audit-anchors.log")
+    assert result.returncode != 0
+    assert "AUDIT_ANCHOR_PATH" in result.stderr

@@ -49,19 +49,30 @@ def _repeat(step, name: str, interval: float, stop: threading.Event) -> None:
 
 
 def loop(interval: float, stop: threading.Event | None = None) -> None:
-    """The deadlines in this thread and the e-mails (outbox, daily digest) in a second one, each
-    every `interval` seconds until `stop` is set: a slow or silent mail server (each SMTP operation
+    """The deadlines in this thread, the e-mails (outbox, daily digest) in a second one, each
+    every `interval` seconds until `stop` is set, and the audit anchors in a third (every
+    `interval` seconds, at most a minute apart): a slow or silent mail server (each SMTP operation
     waits at most EMAIL_TIMEOUT) delays the e-mails, never a due deadline."""
     stop = stop or threading.Event()
     mail = threading.Thread(
         target=_repeat, args=(outbox.run_periodic, "e-mail", interval, stop), name="outbox", daemon=True
     )
+    # The audit chains' heads, to the file outside the database, at least once a minute whatever
+    # the interval: the entries written since the last anchor are the ones a deletion could hide.
+    anchors = threading.Thread(
+        target=_repeat,
+        args=(chain.anchor_heads, "audit anchor", min(interval, chain.ANCHOR_INTERVAL), stop),
+        name="audit-anchors",
+        daemon=True,
+    )
     mail.start()
+    anchors.start()
     try:
         _repeat(deadlines_pass, "deadline", interval, stop)
     finally:
         stop.set()  # Ctrl+C, or the caller's stop: the e-mail thread ends after its current send
         mail.join(timeout=5)
+        anchors.join(timeout=5)
 
 
 def start_in_background(interval: float) -> threading.Thread:

@@ -61,7 +61,7 @@ class Command(BaseCommand):
         batch_size = positive_int(options["batch_size"], "--batch-size")
         dry_run = options["dry_run"]
         if not dry_run:
-            problems = chain.verify()
+            problems = chain.verify() + chain.check_anchors().problems
             if problems and not options["force"]:
                 for problem in problems:
                     self.stderr.write(f"ALTÉRATION {problem}")
@@ -89,7 +89,15 @@ class Command(BaseCommand):
                     f"(positions antérieures à {plan.first_kept})."
                 )
                 continue
-            removed = chain.purge(plan, batch_size=batch_size)
+            try:
+                removed = chain.purge(plan, batch_size=batch_size)
+            except chain.PurgeRefused as refused:
+                raise CommandError(
+                    f"{label} : la base de données refuse la purge ({refused}). Sur PostgreSQL, le "
+                    "rôle de l'application ne peut supprimer que des entrées plus anciennes que la "
+                    "conservation minimale fixée dans la base par son administrateur (table "
+                    "audit_purgefloor, voir manage.py db_roles)."
+                ) from refused
             total += removed
             self.stdout.write(
                 f"{label} : {removed} entrée(s) supprimée(s) ; "

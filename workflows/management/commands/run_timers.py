@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from audit import chain
 from casework import services as case_services
 from notifications import outbox
 from workflows import timers
@@ -9,7 +10,8 @@ from workflows import timers
 class Command(BaseCommand):
     help = (
         "Déclenche les minuteries des demandes (délais de réponse dépassés) et envoie les courriels "
-        "(file d'envoi, résumé quotidien) toutes les N secondes, ou une seule fois avec --once. "
+        "(file d'envoi, résumé quotidien) toutes les N secondes, ou une seule fois avec --once, et "
+        "ancre les têtes du journal d'audit hors de la base (AUDIT_ANCHOR_PATH). "
         "Un seul processus à la fois."
     )
 
@@ -29,6 +31,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{timers.sweep()} minuterie(s) déclenchée(s).")
             self.stdout.write(f"{case_services.remind_interventions_due()} rappel(s) d'intervention.")
             self.stdout.write(f"{outbox.run_periodic()} courriel(s) envoyé(s).")
+            self.stdout.write(f"{chain.anchor_heads()} ancre(s) du journal d'audit écrite(s).")
             return
         self.stdout.write(f"Minuteries : un passage toutes les {interval:g} s (Ctrl+C pour arrêter).")
         try:
