@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo test e2e-tools bench lint lock migrations-check messages clean distclean
+.PHONY: help install demo test captures e2e-tools bench lint lock migrations-check messages clean distclean
 
 help: ## Affiche cette aide
 	@echo "Territoires de solutions — cibles disponibles :"
@@ -65,6 +65,9 @@ demo: install ## Lance la démonstration sur http://127.0.0.1:8000 (SQLite sous 
 
 test: install ## Lance toute la suite de tests, en parallèle (options : make test PYTEST_ARGS="-k enrol -x", ou "-n 0" en série)
 	$(VPY) -m pytest -n auto --maxprocesses=4 $(PYTEST_ARGS)
+
+captures: install ## Refait les captures d'écran du guide (docs/guide/captures/) par les tests de bout en bout
+	GUIDE_CAPTURES=1 $(VPY) -m pytest -n 0 tests/e2e/test_guide_captures.py tests/e2e/test_three_users.py tests/e2e/test_routing_and_deadlines.py $(PYTEST_ARGS)
 
 e2e-tools: ## Outils des tests de bout en bout : axe-core (npm ci) ; Chromium vient de Debian (apt-get install chromium)
 	@command -v npm >/dev/null 2>&1 || { echo "npm est introuvable : les tests d'accessibilité seront ignorés localement."; exit 0; }; \
