@@ -166,8 +166,8 @@ DATABASE_URL = env_url("DATABASE_URL", ("postgres", "postgresql", "sqlite"))
 # request's code in a thread of its own, so a connection kept by a thread (CONN_MAX_AGE > 0) is
 # never reused and they pile up until PostgreSQL refuses new ones. A request takes a connection
 # of the pool at its first query and gives it back at its end; when none is free within
-# DATABASE_POOL_TIMEOUT seconds, it fails (psycopg_pool.PoolTimeout). Parsed in every mode, so that
-# a malformed value stops start-up even where it has no effect.
+# DATABASE_POOL_TIMEOUT seconds, it gets the 503 page (config/errors.py). Parsed in every mode, so
+# that a malformed value stops start-up even where it has no effect.
 DATABASE_POOL = env_bool("DATABASE_POOL", True)
 DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0, maximum=1000)
 DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1, maximum=1000)
