@@ -19,7 +19,6 @@ import html
 import http.client
 import json
 import re
-import secrets
 import threading
 import time
 import urllib.parse
@@ -51,40 +50,16 @@ TASKS = 4
 live_database = pytest.mark.django_db(transaction=True)
 
 
-def _admin_url() -> str:
-    """The test database, as the test's own (administrative) user, for psycopg directly."""
-    return live.database_url().replace("postgres://", "postgresql://", 1)
-
-
 @pytest.fixture
 def limited_role():
-    """A login role allowed LIMIT connections, with the application's rights on the tables of the
-    test database; dropped at the end. Yields (name, URL)."""
+    """A login role allowed LIMIT connections, with the application's rights on the test database;
+    dropped at the end. Yields (name, URL)."""
     _require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL)")
-    db = connection.settings_dict
-    name = f"{db['NAME']}_limited"[:63]
-    quoted = connection.ops.quote_name(name)
-    password = secrets.token_hex(16)
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP ROLE IF EXISTS {quoted}")
-        cursor.execute(f"CREATE ROLE {quoted} LOGIN PASSWORD '{password}' CONNECTION LIMIT {LIMIT}")
-        cursor.execute(f"GRANT USAGE ON SCHEMA public TO {quoted}")
-        cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}")
-        cursor.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {quoted}")
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    try:
-        yield name, f"postgres://{name}:{password}@{host}:{port}/{db['NAME']}"
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [name]
-            )
-            cursor.execute(f"DROP OWNED BY {quoted}")
-            cursor.execute(f"DROP ROLE {quoted}")
+    with live.limited_role(LIMIT) as role:
+        yield role
 
 
-def _role_connections(admin, role: str) -> int:
+def role_connections(admin, role: str) -> int:
     return admin.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", [role]).fetchone()[0]
 
 
@@ -100,9 +75,9 @@ class PeakConnections:
         return self
 
     def _run(self):
-        with psycopg.connect(_admin_url(), autocommit=True) as admin:
+        with psycopg.connect(live.admin_url(), autocommit=True) as admin:
             while not self._stop.is_set():
-                self.peak = max(self.peak, _role_connections(admin, self.role))
+                self.peak = max(self.peak, role_connections(admin, self.role))
                 time.sleep(0.01)
 
     def __exit__(self, *exc_info):
@@ -117,7 +92,7 @@ class Browser:
         self.port, self.cookies = port, dict(cookies)
 
     def send(self, method, path, form=None, headers=None):
-        """Returns (status, headers, text); records every answer in `self.answers`."""
+        """Returns (status, headers, text)."""
         client = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         sent = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()), **(headers or {})}
         body = None
@@ -136,21 +111,116 @@ class Browser:
         return response.status, response.headers, text
 
 
-def _csrf_token(page: str) -> str:
-    return html.unescape(re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1))
+def csrf_token(page: str) -> str:
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    return html.unescape(found.group(1)) if found else ""
 
 
-def _claim_world(site, referent):
-    """TASKS review tasks of one provider organisation, and AGENTS agents of it."""
+def claim_world(site, referent, agents=AGENTS):
+    """The world of tests/test_claim_race (a case, its need, a provider's service) with `agents`
+    agents of the provider. Returns (world, agents)."""
     world = build_race_world(site, referent)
     provider = world["service"].provider
-    agents = list(world["agents"])
-    while len(agents) < AGENTS:
-        agent = UserFactory(first_name=f"Agent{len(agents)}", last_name=f"Nom{len(agents)}")
+    members = list(world["agents"])
+    while len(members) < agents:
+        agent = UserFactory(first_name=f"Agent{len(members)}", last_name=f"Nom{len(members)}")
         MembershipFactory(user=agent, organisation=provider, can_be_referent=False)
-        agents.append(agent)
-    tasks = [open_review_task(world, referent) for _ in range(TASKS)]
-    return agents, tasks
+        members.append(agent)
+    return world, members
+
+
+def request_page(task) -> str:
+    public_id = ServiceRequest.objects.values_list("public_id", flat=True).get(pk=task.process_id)
+    return reverse("request_detail", kwargs={"public_id": public_id})
+
+
+def claims_of(agents, tasks) -> list:
+    """Agent i claims tasks i and i+1 (modulo their number): two claims per agent, as many
+    claimants on each task."""
+    return [
+        (agent, tasks[(index + shift) % len(tasks)]) for index, agent in enumerate(agents) for shift in (0, 1)
+    ]
+
+
+def claim_at_once(ports, claims, cookies, threads) -> list[dict]:
+    """Each (agent, task) of `claims`, in a tab of its own on server ports[i % 2], opens the task's
+    request page (the claim button's form and CSRF token); then all claim at the same instant and
+    follow the redirect to the page, as a browser does. For each claim: its answers
+    [(what, status)], the claim's time in ms (the POST until its answer) and the final page."""
+    pages = {task.pk: request_page(task) for _agent, task in claims}
+    barrier = threading.Barrier(len(claims), timeout=60)
+
+    def prepare(index):
+        agent, task = claims[index]
+        tab = Browser(ports[index % len(ports)], cookies[agent.pk])
+        status, _headers, page = tab.send("GET", pages[task.pk])
+        return tab, csrf_token(page), [("page", status)]
+
+    def claim(index, tab, token, answers):
+        _agent, task = claims[index]
+        outcome = {"answers": answers, "claim_ms": None, "page": ""}
+        barrier.wait()
+        started = time.perf_counter()
+        status, headers, _text = tab.send(
+            "POST", pages[task.pk] + "action/claim/", {"csrfmiddlewaretoken": token}
+        )
+        outcome["claim_ms"] = (time.perf_counter() - started) * 1000
+        answers.append(("claim", status))
+        if status == 302:
+            status, _headers, page = tab.send("GET", headers["Location"])
+            answers.append(("page after the claim", status))
+            outcome["page"] = html.unescape(page)
+        return outcome
+
+    prepared = list(threads.map(prepare, range(len(claims))))
+    return list(threads.map(lambda index: claim(index, *prepared[index]), range(len(claims))))
+
+
+def judge_claims(tasks, claims, outcomes) -> dict:
+    """Server errors; and what went wrong besides: a claim not answered by a redirect, a task
+    without exactly one winner, a loser not told who took it, not exactly one CLAIMED event."""
+    answers = [answer for outcome in outcomes for answer in outcome["answers"]]
+    verdict = {
+        "answers": len(answers),
+        "server_errors": [(what, status) for what, status in answers if status >= 500],
+        "problems": [
+            f"claim answered {status}" for what, status in answers if what == "claim" and status != 302
+        ],
+        "tasks_one_winner": 0,
+        "losers": 0,
+        "losers_told": 0,
+    }
+    for task in tasks:
+        task.refresh_from_db()
+        mine = [
+            (agent, outcome["page"])
+            for (agent, claimed), outcome in zip(claims, outcomes, strict=True)
+            if claimed == task
+        ]
+        won = [agent.pk for agent, page in mine if "Vous avez pris en charge cette demande." in page]
+        if task.status != STATUS.ASSIGNED or won != [task.owner_id]:
+            verdict["problems"].append(
+                f"task {task.pk} ({task.status}, owner {task.owner_id}): winners {won}"
+            )
+            continue
+        claimed = RequestEvent.objects.filter(request_id=task.process_id, kind=EventKind.CLAIMED).count()
+        if claimed != 1:
+            verdict["problems"].append(f"task {task.pk}: {claimed} CLAIMED events")
+            continue
+        verdict["tasks_one_winner"] += 1
+        winner = task.owner.get_full_name()
+        for agent, page in mine:
+            if agent.pk == task.owner_id:
+                continue
+            verdict["losers"] += 1
+            if (
+                f"{winner} a pris en charge cette tâche avant vous." in page
+                and f"Prise en charge par {winner}." in page
+            ):
+                verdict["losers_told"] += 1
+            else:
+                verdict["problems"].append(f"task {task.pk}: {agent.get_full_name()} not told who took it")
+    return verdict
 
 
 @live_database
@@ -158,78 +228,27 @@ def test_thirty_two_claims_at_once_over_two_servers_stay_within_the_pools(
     site, referent, limited_role, tmp_path
 ):
     role, role_url = limited_role
-    agents, tasks = _claim_world(site, referent)
-    pages = {
-        task.pk: reverse(
-            "request_detail", kwargs={"public_id": ServiceRequest.objects.get(pk=task.process_id).public_id}
-        )
-        for task in tasks
-    }
+    world, agents = claim_world(site, referent)
+    tasks = [open_review_task(world, referent) for _ in range(TASKS)]
+    claims = claims_of(agents, tasks)  # 32 claims, eight claimants per task
     cookies = {agent.pk: dict([live.session_for(agent).split("=", 1)]) for agent in agents}
-    # Agent i claims tasks i and i+1 (modulo TASKS): eight claimants per task, two claims per agent.
-    claims = [
-        (agent, tasks[(index + shift) % TASKS]) for index, agent in enumerate(agents) for shift in (0, 1)
-    ]
-    env = live.server_env(
-        DATABASE_URL=role_url,
-        DATABASE_POOL_MIN_SIZE=1,
-        DATABASE_POOL_MAX_SIZE=POOL_MAX,
-    )
+    env = live.server_env(DATABASE_URL=role_url, DATABASE_POOL_MIN_SIZE=1, DATABASE_POOL_MAX_SIZE=POOL_MAX)
     ports = live.free_port(), live.free_port()
-    answers = []  # (what, status)
-    barrier = threading.Barrier(len(claims), timeout=60)
-
-    def prepare(index):
-        """The agent opens the request page (the claim button's form and its CSRF token)."""
-        agent, task = claims[index]
-        tab = Browser(ports[index % 2], cookies[agent.pk])
-        status, _headers, page = tab.send("GET", pages[task.pk])
-        answers.append(("page", status))
-        return tab, _csrf_token(page) if status == 200 else ""
-
-    def claim(index, tab, token):
-        agent, task = claims[index]
-        barrier.wait()
-        action = pages[task.pk] + "action/claim/"
-        status, headers, _text = tab.send("POST", action, {"csrfmiddlewaretoken": token})
-        answers.append(("claim", status))
-        if status != 302:
-            return ""
-        status, _headers, page = tab.send("GET", headers["Location"])
-        answers.append(("page after the claim", status))
-        return html.unescape(page)
-
     with (
         live.daphne(ports[0], env, tmp_path / "a.log"),
         live.daphne(ports[1], env, tmp_path / "b.log"),
-        psycopg.connect(_admin_url(), autocommit=True) as admin,
+        psycopg.connect(live.admin_url(), autocommit=True) as admin,
         concurrent.futures.ThreadPoolExecutor(len(claims)) as threads,
+        PeakConnections(role) as peak,
     ):
-        prepared = list(threads.map(prepare, range(len(claims))))
-        with PeakConnections(role) as peak:
-            outcomes = list(threads.map(lambda i: claim(i, *prepared[i]), range(len(claims))))
-        after = _role_connections(admin, role)
+        outcomes = claim_at_once(ports, claims, cookies, threads)
+        after = role_connections(admin, role)
 
-    server_errors = [(what, status) for what, status in answers if status >= 500]
-    assert not server_errors, (
-        f"{len(server_errors)} server errors out of {len(answers)} answers: {server_errors}"
-    )
-    assert sorted({status for what, status in answers if what == "claim"}) == [302]
-    for task in tasks:
-        task.refresh_from_db()
-        assert task.status == STATUS.ASSIGNED
-        winner = task.owner.get_full_name()
-        mine = [
-            (agent, page) for (agent, claimed), page in zip(claims, outcomes, strict=True) if claimed == task
-        ]
-        won = [agent for agent, page in mine if "Vous avez pris en charge cette demande." in page]
-        assert [agent.pk for agent in won] == [task.owner_id], f"task {task.pk}: winners {won}"
-        for agent, page in mine:
-            if agent.pk != task.owner_id:
-                assert f"{winner} a pris en charge cette tâche avant vous." in page
-                assert f"Prise en charge par {winner}." in page
-        claimed = RequestEvent.objects.filter(request_id=task.process_id, kind=EventKind.CLAIMED)
-        assert claimed.count() == 1
+    verdict = judge_claims(tasks, claims, outcomes)
+    assert verdict["server_errors"] == [], f"{len(verdict['server_errors'])} of {verdict['answers']} answers"
+    assert verdict["problems"] == []
+    assert verdict["tasks_one_winner"] == TASKS
+    assert verdict["losers_told"] == verdict["losers"] == len(claims) - TASKS
     assert peak.peak <= 2 * POOL_MAX, f"the role held {peak.peak} connections at peak"
     assert after <= 2 * POOL_MAX, f"the role still holds {after} connections"
 
@@ -413,8 +432,8 @@ def test_an_exhausted_pool_gives_the_503_page_with_retry_after(site, referent, l
     home = reverse("home")
     with (
         live.daphne(port, env, tmp_path / "server.log"),
-        psycopg.connect(_admin_url(), autocommit=True) as admin,
-        psycopg.connect(_admin_url()) as locker,
+        psycopg.connect(live.admin_url(), autocommit=True) as admin,
+        psycopg.connect(live.admin_url()) as locker,
         concurrent.futures.ThreadPoolExecutor(4) as threads,
     ):
         # Every signed-in request reads its session first: it waits while the table is locked.
