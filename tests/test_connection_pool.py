@@ -146,7 +146,8 @@ def claim_at_once(ports, claims, cookies, threads) -> list[dict]:
     """Each (agent, task) of `claims`, in a tab of its own on server ports[i % 2], opens the task's
     request page (the claim button's form and CSRF token); then all claim at the same instant and
     follow the redirect to the page, as a browser does. For each claim: its answers
-    [(what, status)], the claim's time in ms (the POST until its answer) and the final page."""
+    [(what, status)], the claim's time in ms (the POST until its answer), with the page it
+    redirects to (`page_ms`), and that page."""
     pages = {task.pk: request_page(task) for _agent, task in claims}
     barrier = threading.Barrier(len(claims), timeout=60)
 
@@ -158,7 +159,7 @@ def claim_at_once(ports, claims, cookies, threads) -> list[dict]:
 
     def claim(index, tab, token, answers):
         _agent, task = claims[index]
-        outcome = {"answers": answers, "claim_ms": None, "page": ""}
+        outcome = {"answers": answers, "claim_ms": None, "page_ms": None, "page": ""}
         barrier.wait()
         started = time.perf_counter()
         status, headers, _text = tab.send(
@@ -168,6 +169,7 @@ def claim_at_once(ports, claims, cookies, threads) -> list[dict]:
         answers.append(("claim", status))
         if status == 302:
             status, _headers, page = tab.send("GET", headers["Location"])
+            outcome["page_ms"] = (time.perf_counter() - started) * 1000
             answers.append(("page after the claim", status))
             outcome["page"] = html.unescape(page)
         return outcome
