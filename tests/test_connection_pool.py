@@ -344,8 +344,9 @@ def failing(settings):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("error", SATURATED.values(), ids=SATURATED.keys())
-def test_a_busy_database_is_a_french_503_page_with_retry_after(failing, error):
-    response = failing(error).get("/test-failure/?page=2")
+def test_a_busy_database_is_a_french_503_page_with_retry_after(failing, error, django_assert_num_queries):
+    with django_assert_num_queries(0):  # the handler and its page ask nothing of the database
+        response = failing(error).get("/test-failure/?page=2")
     assert response.status_code == 503
     assert response["Retry-After"] == str(errors.RETRY_AFTER_SECONDS)
     assert response["Cache-Control"] == "no-store"
