@@ -9,6 +9,7 @@ import json
 import sys
 
 from bench import board as board_bench
+from bench import http_claim as http_claim_bench
 from bench import write_path as write_bench
 from bench.notify import RESULTS, ROOT, TARGETS
 
@@ -174,6 +175,44 @@ def rows(results) -> list[str]:
                 c,
             )
         )
+    claims = results.get("http_claim")
+    if claims:
+        c = claims.get("context", {})
+        base = claims.get("baseline", {})
+        load = f"{_fmt(claims['agents'] * 2)} claims at once, {_fmt(claims['servers'])} servers"
+        out += [
+            _row(
+                "http_claim",
+                f"role's connections at peak ({load})",
+                _fmt(claims["peak_connections"]),
+                f"without the pool {_fmt(base.get('peak_connections'))}; role capped at "
+                f"{_fmt(claims['role_connection_limit'])}",
+                f"≤ {_fmt(claims['connection_ceiling'])} (servers × pool)",
+                claims["peak_connections"] <= claims["connection_ceiling"],
+                c,
+            ),
+            _row(
+                "http_claim",
+                "HTTP claim p95 under that load",
+                f"{_fmt(claims['p95_ms'])} ms",
+                f"p50 {_fmt(claims['p50_ms'])} ms; without the pool p95 {_fmt(base.get('p95_ms'))} ms",
+                f"≤ {http_claim_bench.TARGET_P95_MS:,.0f} ms",
+                claims["p95_ms"] <= http_claim_bench.TARGET_P95_MS,
+                c,
+            ),
+            _row(
+                "http_claim",
+                "server errors; tasks with one winner; losers told who",
+                f"{_fmt(claims['server_errors'])}; {_fmt(claims['tasks_one_winner'])} / "
+                f"{_fmt(claims['tasks'])}; {_fmt(claims['losers_told'])} / {_fmt(claims['losers'])}",
+                f"{_fmt(claims['claims'])} claims",
+                "0; all; all",
+                claims["server_errors"] == 0
+                and claims["tasks_one_winner"] == claims["tasks"]
+                and claims["losers_told"] == claims["losers"],
+                c,
+            ),
+        ]
     return out
 
 

@@ -167,17 +167,46 @@ FORM_RENDERER = "dsfr.forms.DsfrDjangoTemplates"
 
 # --- Databases ---------------------------------------------------------------------------------
 DATABASE_URL = env_url("DATABASE_URL", ("postgres", "postgresql", "sqlite"))
+# PostgreSQL's connections come from a pool per process (Django's psycopg pool): daphne runs each
+# request's code in a thread of its own, so a connection kept by a thread (CONN_MAX_AGE > 0) is
+# never reused and they pile up until PostgreSQL refuses new ones. A request takes a connection
+# of the pool at its first query and gives it back at its end; when none is free within
+# DATABASE_POOL_TIMEOUT seconds, it gets the 503 page (config/errors.py). Parsed in every mode, so
+# that a malformed value stops start-up even where it has no effect.
+DATABASE_POOL = env_bool("DATABASE_POOL", True)
+DATABASE_POOL_MIN_SIZE = env_int("DATABASE_POOL_MIN_SIZE", 2, minimum=0, maximum=1000)
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1, maximum=1000)
+DATABASE_POOL_TIMEOUT = env_int("DATABASE_POOL_TIMEOUT", 10, minimum=1, maximum=300)
+if DATABASE_POOL_MIN_SIZE > DATABASE_POOL_MAX_SIZE:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "DATABASE_POOL_MIN_SIZE ne peut pas dépasser DATABASE_POOL_MAX_SIZE. / "
+        "DATABASE_POOL_MIN_SIZE cannot exceed DATABASE_POOL_MAX_SIZE."
+    )
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool(
-        "DATABASE_PREPARED_STATEMENTS", True
-    ):
-        # Parameters bound by the server, and a statement run 5 times on a connection kept as a
-        # prepared statement: PostgreSQL no longer parses and plans it each time. Measured on a
-        # partner's acceptance (bench/write_path, docs/performance.md): database time 16 -> 8 ms.
-        # Off (DATABASE_PREPARED_STATEMENTS=0) behind a pooler that cannot keep prepared statements
-        # (PgBouncer in transaction mode before 1.21): Django's default, client-side binding.
-        DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
+    # No persistent connections (CONN_MAX_AGE 0), with the pool or without it: each request gives
+    # its connection back (to the pool, or closes it) when it ends.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        if env_bool("DATABASE_PREPARED_STATEMENTS", True):
+            # Parameters bound by the server, and a statement run 5 times on a connection kept as
+            # a prepared statement: PostgreSQL no longer parses and plans it each time. Measured on
+            # a partner's acceptance (bench/write_path, docs/performance.md): database time 16 ->
+            # 8 ms. Prepared statements belong to a connection: a pooled connection keeps them
+            # from one request to the next. Off (DATABASE_PREPARED_STATEMENTS=0) behind a pooler
+            # that cannot keep prepared statements (PgBouncer in transaction mode before 1.21):
+            # Django's default, client-side binding.
+            _options.update(server_side_binding=True, prepare_threshold=5)
+        if DATABASE_POOL:
+            # Off (DATABASE_POOL=0) behind PgBouncer, which is then the pool: each request opens
+            # and closes its connection to it.
+            _options["pool"] = {
+                "min_size": DATABASE_POOL_MIN_SIZE,
+                "max_size": DATABASE_POOL_MAX_SIZE,
+                "timeout": DATABASE_POOL_TIMEOUT,
+            }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

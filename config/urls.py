@@ -13,6 +13,9 @@ admin.site.site_header = "Territoires de solutions — administration"
 admin.site.has_permission = lambda request: request.user.is_active and request.user.is_platform_admin
 admin.site.site_title = "Territoires de solutions"
 
+# A database out of connections is a 503 page (try again shortly), any other failure the 500 page.
+handler500 = "config.errors.server_error"
+
 urlpatterns = [
     path(
         "connexion/",

@@ -3,6 +3,7 @@ users, and WebSocket clients that present them (the `websockets` library, as a b
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -32,6 +33,38 @@ def database_url() -> str:
     host = db.get("HOST") or "127.0.0.1"
     port = db.get("PORT") or 5432
     return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+def admin_url() -> str:
+    """This process's PostgreSQL database, as its own (administrative) user, for psycopg directly."""
+    return database_url().replace("postgres://", "postgresql://", 1)
+
+
+@contextlib.contextmanager
+def limited_role(limit: int):
+    """A login role that PostgreSQL allows `limit` connections, with the application's rights on
+    the tables of this process's database (PostgreSQL); dropped at the end. Yields (name, URL)."""
+    db = connection.settings_dict
+    name = f"{db['NAME']}_limited"[:63]
+    quoted = connection.ops.quote_name(name)
+    password = secrets.token_hex(16)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP ROLE IF EXISTS {quoted}")
+        cursor.execute(f"CREATE ROLE {quoted} LOGIN PASSWORD '{password}' CONNECTION LIMIT {int(limit)}")
+        cursor.execute(f"GRANT USAGE ON SCHEMA public TO {quoted}")
+        cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}")
+        cursor.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {quoted}")
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    try:
+        yield name, f"postgres://{name}:{password}@{host}:{port}/{db['NAME']}"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [name]
+            )
+            cursor.execute(f"DROP OWNED BY {quoted}")
+            cursor.execute(f"DROP ROLE {quoted}")
 
 
 def server_env(**extra) -> dict:

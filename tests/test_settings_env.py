@@ -176,6 +176,10 @@ SETTINGS_VARIABLES = (
     "AUDIT_CHAIN_KEY_FALLBACKS",
     "AUDIT_ANCHOR_PATH",
     "DATABASE_PREPARED_STATEMENTS",
+    "DATABASE_POOL",
+    "DATABASE_POOL_MIN_SIZE",
+    "DATABASE_POOL_MAX_SIZE",
+    "DATABASE_POOL_TIMEOUT",
 )
 # A production-grade audit chain key (at least 32 characters, not SECRET_KEY).
 AUDIT_KEY = "audit-" + "Hq7!" * 10
@@ -288,25 +292,80 @@ def test_unsupported_database_url_does_not_start(tmp_path):
     assert "DATABASE_URL" in result.stderr
 
 
+POOL = "'pool': {'min_size': 2, 'max_size': 10, 'timeout': 10}"
+
+
+def database_settings(tmp_path, **variables):
+    """The default database's settings as the settings module builds them from `variables`."""
+    variables.setdefault("DATABASE_URL", "postgres://tds@db.example.org:5432/tds")
+    code = (
+        "from django.conf import settings; d = settings.DATABASES['default']; "
+        "print(d['CONN_MAX_AGE'], d.get('OPTIONS', {}))"
+    )
+    return start_django(tmp_path, code=code, **variables)
+
+
 @pytest.mark.parametrize(
     ("variable", "options"),
     [
-        (None, "{'server_side_binding': True, 'prepare_threshold': 5}"),
-        ("1", "{'server_side_binding': True, 'prepare_threshold': 5}"),
-        ("0", "{}"),
+        (None, "{'server_side_binding': True, 'prepare_threshold': 5, " + POOL + "}"),
+        ("1", "{'server_side_binding': True, 'prepare_threshold': 5, " + POOL + "}"),
+        ("0", "{" + POOL + "}"),
     ],
 )
 def test_postgresql_keeps_prepared_statements_unless_turned_off(tmp_path, variable, options):
     """Server-side binding and prepared statements (docs/performance.md) are on with PostgreSQL;
     DATABASE_PREPARED_STATEMENTS=0 gives Django's default back, for a pooler that cannot keep
     prepared statements."""
-    variables = {"DATABASE_URL": "postgres://tds@db.example.org:5432/tds"}
-    if variable is not None:
-        variables["DATABASE_PREPARED_STATEMENTS"] = variable
-    code = "from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS', {}))"
-    result = start_django(tmp_path, code=code, **variables)
+    variables = {} if variable is None else {"DATABASE_PREPARED_STATEMENTS": variable}
+    result = database_settings(tmp_path, **variables)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == options
+    assert result.stdout.strip() == "0 " + options
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({}, "0 {'server_side_binding': True, 'prepare_threshold': 5, " + POOL + "}"),
+        (
+            {"DATABASE_POOL_MIN_SIZE": "0", "DATABASE_POOL_MAX_SIZE": "4", "DATABASE_POOL_TIMEOUT": "3"},
+            "0 {'server_side_binding': True, 'prepare_threshold': 5, "
+            "'pool': {'min_size': 0, 'max_size': 4, 'timeout': 3}}",
+        ),
+        ({"DATABASE_POOL": "0"}, "0 {'server_side_binding': True, 'prepare_threshold': 5}"),
+        ({"DATABASE_POOL": "0", "DATABASE_PREPARED_STATEMENTS": "0"}, "0 {}"),
+        ({"DATABASE_URL": "sqlite:///" + "/tmp/tds-test.sqlite3"}, "0 {"),
+    ],
+)
+def test_postgresql_connections_come_from_a_pool_never_persistent(tmp_path, variables, expected):
+    """Under daphne a kept connection (CONN_MAX_AGE > 0) is never reused by the next request: they
+    piled up until PostgreSQL refused more. Connections come from a pool sized by the settings, or,
+    behind PgBouncer (DATABASE_POOL=0), are opened and closed by each request."""
+    result = database_settings(tmp_path, **variables)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith(expected)
+    if "sqlite" in variables.get("DATABASE_URL", ""):
+        assert "pool" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"DATABASE_POOL": "peut-être"}, "DATABASE_POOL"),
+        ({"DATABASE_POOL_MAX_SIZE": "dix"}, "DATABASE_POOL_MAX_SIZE"),
+        ({"DATABASE_POOL_MAX_SIZE": "0"}, "DATABASE_POOL_MAX_SIZE"),
+        ({"DATABASE_POOL_MIN_SIZE": "-1"}, "DATABASE_POOL_MIN_SIZE"),
+        ({"DATABASE_POOL_TIMEOUT": "10s"}, "DATABASE_POOL_TIMEOUT"),
+        ({"DATABASE_POOL_TIMEOUT": "0"}, "DATABASE_POOL_TIMEOUT"),
+        ({"DATABASE_POOL_MIN_SIZE": "5", "DATABASE_POOL_MAX_SIZE": "4"}, "DATABASE_POOL_MIN_SIZE"),
+        # Refused in embedded mode too, where the pool has no effect.
+        ({"DATABASE_URL": "", "DATABASE_POOL_TIMEOUT": "dix"}, "DATABASE_POOL_TIMEOUT"),
+    ],
+)
+def test_malformed_or_inconsistent_pool_settings_do_not_start(tmp_path, variables, named):
+    result = database_settings(tmp_path, **variables)
+    assert result.returncode != 0
+    assert named in result.stderr
 
 
 @pytest.mark.parametrize("default", [True, False])

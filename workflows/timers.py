@@ -40,7 +40,11 @@ def _repeat(step, name: str, interval: float, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 close_old_connections()
-                step()
+                try:
+                    step()
+                finally:
+                    # Given back (to the pool) between passes, not held while this thread waits.
+                    close_old_connections()
             except Exception:  # a failing pass must not stop the next ones
                 logger.exception("timers: %s pass failed", name)
             stop.wait(interval)

@@ -6,3 +6,23 @@ document.addEventListener("change", function (event) {
     form.requestSubmit();
   }
 });
+
+// htmx does not swap an error answer: when the server is too busy (503, config/errors.py), its
+// message is shown above the page's content instead of the request failing silently.
+document.addEventListener("htmx:responseError", function (event) {
+  var xhr = event.detail.xhr;
+  var main = document.getElementById("content");
+  if (!xhr || xhr.status !== 503 || !main) {
+    return;
+  }
+  var answer = new DOMParser().parseFromString(xhr.responseText, "text/html");
+  var alert = answer.getElementById("service-unavailable");
+  if (!alert) {
+    return;
+  }
+  var previous = document.getElementById("service-unavailable");
+  if (previous) {
+    previous.remove();
+  }
+  main.prepend(document.importNode(alert, true));
+});
