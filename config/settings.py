@@ -232,6 +232,9 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Notification sockets one user may hold open at once (one per open page); one more is accepted then
+# closed with 4429 (notifications.quota: counted in Redis across processes, else in the process).
+WS_MAX_SOCKETS_PER_USER = env_int("WS_MAX_SOCKETS_PER_USER", 20, minimum=1, maximum=1000)
 
 # --- Authentication ----------------------------------------------------------------------------
 AUTH_USER_MODEL = "casework.User"

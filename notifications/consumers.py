@@ -46,7 +46,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
-from notifications import selectors
+from notifications import quota, selectors
 from notifications.delivery import site_group, user_group
 
 try:
@@ -60,6 +60,8 @@ LAYER_ERRORS = (RedisError, OSError)
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORISED = 4401
+# The user already holds WS_MAX_SOCKETS_PER_USER open sockets (notifications.quota).
+CLOSE_TOO_MANY = 4429
 # A frame outside the protocol (not a JSON object, too long, too deep, a binary frame).
 CLOSE_BAD_FRAME = 4400
 # The protocol's messages are a few dozen characters of flat JSON.
@@ -182,6 +184,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                 await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
         finally:
             _sockets.discard(self)
+            with contextlib.suppress(Exception):
+                await quota.release(self)  # also when the socket ended on an error
 
     async def connect(self):
         user = self.scope.get("user")
@@ -193,6 +197,14 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         rights = await self._board_rights()
         if rights is None:
             await self.close(code=CLOSE_UNAUTHORISED)
+            return
+        if not await quota.admit(self):
+            # Accepted, then closed: a refused handshake reaches the page as 1006, with no reason;
+            # 4429 tells it to wait minutes before trying again (static/js/notifications.js).
+            logger.info("notifications: user %s holds %d sockets, one more refused", user.pk, quota.cap())
+            self.closing = True
+            await self.accept()
+            await self.close(code=CLOSE_TOO_MANY)
             return
         self.last_id = None  # unknown until the client says hello
         self.group = user_group(user.pk)
@@ -206,6 +218,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             _watch(self)
 
     async def disconnect(self, code):
+        await quota.release(self)
         groups = [self.group] if getattr(self, "group", None) else []
         groups += [site_group(site_id) for site_id in getattr(self, "joined_site_ids", ())]
         for group in groups:
@@ -216,8 +229,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         """Every client frame, parsed strictly (see the module's docstring): a bad one closes the
         socket with CLOSE_BAD_FRAME instead of raising into daphne (a traceback and 1011)."""
-        if getattr(self, "refused_frame", False):
-            return  # closing: what the client sent after its bad frame is not read
+        if getattr(self, "closing", False):
+            return  # closed by the server (a bad frame, too many sockets): nothing more is read
         try:
             content = parse_frame(text_data, bytes_data)
             if content["type"] == "hello":
@@ -227,7 +240,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                 await self.send_json({"type": "pong"})
         except BadFrame as error:
             logger.info("notifications: bad frame from user %s, socket closed (%s)", self.user_id, error)
-            self.refused_frame = True
+            self.closing = True
             await self.close(code=CLOSE_BAD_FRAME)
 
     async def notify_poke(self, event):

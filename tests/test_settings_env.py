@@ -175,6 +175,7 @@ SETTINGS_VARIABLES = (
     "AUDIT_CHAIN_KEY",
     "AUDIT_CHAIN_KEY_FALLBACKS",
     "DATABASE_PREPARED_STATEMENTS",
+    "WS_MAX_SOCKETS_PER_USER",
 )
 # A production-grade audit chain key (at least 32 characters, not SECRET_KEY).
 AUDIT_KEY = "audit-" + "Hq7!" * 10
@@ -266,6 +267,19 @@ def test_malformed_or_inconsistent_email_timeouts_do_not_start(tmp_path, variabl
     result = start_django(tmp_path, **variables)
     assert result.returncode != 0
     assert named in result.stderr
+
+
+@pytest.mark.parametrize("value", ["vingt", "0", "-3", "1001", "20 sockets"])
+def test_a_malformed_socket_cap_does_not_start(tmp_path, value):
+    result = start_django(tmp_path, WS_MAX_SOCKETS_PER_USER=value)
+    assert result.returncode != 0
+    assert "WS_MAX_SOCKETS_PER_USER" in result.stderr
+
+
+def test_the_socket_cap_is_read_from_the_environment(tmp_path):
+    code = "from django.conf import settings; print(settings.WS_MAX_SOCKETS_PER_USER)"
+    assert start_django(tmp_path, code=code).stdout.strip() == "20"
+    assert start_django(tmp_path, code=code, WS_MAX_SOCKETS_PER_USER="5").stdout.strip() == "5"
 
 
 def test_debug_is_refused_in_production(tmp_path):
