@@ -87,6 +87,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Cache-Control: private, no-store on every response that used the session (static files,
+    # answered by WhiteNoise above, stay cacheable).
+    "casework.middleware.PrivateCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "casework.middleware.FrenchFirstLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -391,3 +391,31 @@ def test_websocket_matrix(world, route):
     }
     assert not wrong, f"{route}: {wrong}"
     assert set(foreign.values()) == {REFUSED}, f"{route} from a foreign origin: {foreign}"
+
+
+# --- No cache for what Django answers ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url_name", sorted(MATRIX))
+def test_every_page_says_private_no_store(client, world, url_name):
+    """Every answer of every named URL, to every role (pages of case or company data, exports,
+    calendars, redirects, 404s alike): no browser, proxy or shared cache keeps it."""
+    wrong = {}
+    for role in ROLES:
+        for method in ("GET", "POST"):
+            client.logout()
+            if world["users"][role] is not None:
+                client.force_login(world["users"][role])
+            url = reverse(url_name, kwargs=world["kwargs"].get(url_name))
+            response = client.get(url) if method == "GET" else client.post(url, {})
+            directives = {part.strip() for part in response.get("Cache-Control", "").split(",")}
+            if not {"private", "no-store"} <= directives:
+                wrong[f"{method} {role}"] = response.get("Cache-Control")
+    assert not wrong, f"{url_name}: {wrong}"
+
+
+def test_static_files_stay_cacheable(client, world):
+    client.force_login(world["users"]["case_referent"])
+    response = client.get("/static/js/notifications.js")
+    assert response.status_code == 200
+    assert "no-store" not in response.get("Cache-Control", "")
