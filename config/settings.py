@@ -255,6 +255,13 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimu
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Every failure is also logged (axes' AccessFailureLog, any address) for the throttle per account:
+# after LOGIN_ACCOUNT_FAILURE_LIMIT failures of one account in 24 h from all addresses together,
+# each further attempt waits 1, 2, 4... minutes, at most LOGIN_ACCOUNT_MAX_DELAY_MINUTES, except from
+# an address the account signed in from in the last 30 days (casework.login_throttle).
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+LOGIN_ACCOUNT_FAILURE_LIMIT = env_int("LOGIN_ACCOUNT_FAILURE_LIMIT", 10, minimum=1, maximum=1000)
+LOGIN_ACCOUNT_MAX_DELAY_MINUTES = env_int("LOGIN_ACCOUNT_MAX_DELAY_MINUTES", 15, minimum=1, maximum=1440)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},

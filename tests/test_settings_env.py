@@ -176,6 +176,8 @@ SETTINGS_VARIABLES = (
     "AUDIT_CHAIN_KEY_FALLBACKS",
     "DATABASE_PREPARED_STATEMENTS",
     "WS_MAX_SOCKETS_PER_USER",
+    "LOGIN_ACCOUNT_FAILURE_LIMIT",
+    "LOGIN_ACCOUNT_MAX_DELAY_MINUTES",
 )
 # A production-grade audit chain key (at least 32 characters, not SECRET_KEY).
 AUDIT_KEY = "audit-" + "Hq7!" * 10
@@ -274,6 +276,21 @@ def test_a_malformed_socket_cap_does_not_start(tmp_path, value):
     result = start_django(tmp_path, WS_MAX_SOCKETS_PER_USER=value)
     assert result.returncode != 0
     assert "WS_MAX_SOCKETS_PER_USER" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("LOGIN_ACCOUNT_FAILURE_LIMIT", "dix"),
+        ("LOGIN_ACCOUNT_FAILURE_LIMIT", "0"),
+        ("LOGIN_ACCOUNT_MAX_DELAY_MINUTES", "15min"),
+        ("LOGIN_ACCOUNT_MAX_DELAY_MINUTES", "1441"),
+    ],
+)
+def test_a_malformed_account_throttle_does_not_start(tmp_path, variable, value):
+    result = start_django(tmp_path, **{variable: value})
+    assert result.returncode != 0
+    assert variable in result.stderr
 
 
 def test_the_socket_cap_is_read_from_the_environment(tmp_path):
