@@ -42,3 +42,28 @@ class FrenchFirstLocaleMiddleware(LocaleMiddleware):
         language = chosen if chosen in supported else settings.LANGUAGE_CODE
         translation.activate(language)
         request.LANGUAGE_CODE = translation.get_language()
+
+
+class PrivateCacheMiddleware:
+    """`Cache-Control: private, no-store` on every response Django builds for a request that used
+    the session — every signed-in page does (authentication reads it), and so does every page that
+    looks at the user — or that sets a cookie: no browser cache, shared cache or proxy keeps a
+    page of case or company data, an export or a calendar, and the browser's back button after a
+    logout does not show it again from its cache. A view that chose its own Cache-Control keeps it.
+
+    Listed right after WhiteNoise: static files, answered by WhiteNoise before this, stay cacheable
+    (they hold no data)."""
+
+    VALUE = "private, no-store"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.has_header("Cache-Control"):
+            return response
+        session = getattr(request, "session", None)
+        if (session is not None and session.accessed) or response.cookies:
+            response["Cache-Control"] = self.VALUE
+        return response

@@ -87,6 +87,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Cache-Control: private, no-store on every response that used the session (static files,
+    # answered by WhiteNoise above, stay cacheable).
+    "casework.middleware.PrivateCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "casework.middleware.FrenchFirstLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -266,6 +269,9 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Notification sockets one user may hold open at once (one per open page); one more is accepted then
+# closed with 4429 (notifications.quota: counted in Redis across processes, else in the process).
+WS_MAX_SOCKETS_PER_USER = env_int("WS_MAX_SOCKETS_PER_USER", 20, minimum=1, maximum=1000)
 
 # --- Authentication ----------------------------------------------------------------------------
 AUTH_USER_MODEL = "casework.User"
@@ -283,6 +289,13 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimu
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Every failure is also logged (axes' AccessFailureLog, any address) for the throttle per account:
+# after LOGIN_ACCOUNT_FAILURE_LIMIT failures of one account in 24 h from all addresses together,
+# each further attempt waits 1, 2, 4... minutes, at most LOGIN_ACCOUNT_MAX_DELAY_MINUTES, except from
+# an address the account signed in from in the last 30 days (casework.login_throttle).
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+LOGIN_ACCOUNT_FAILURE_LIMIT = env_int("LOGIN_ACCOUNT_FAILURE_LIMIT", 10, minimum=1, maximum=1000)
+LOGIN_ACCOUNT_MAX_DELAY_MINUTES = env_int("LOGIN_ACCOUNT_MAX_DELAY_MINUTES", 15, minimum=1, maximum=1440)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},

@@ -5,7 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from django.views.i18n import set_language
 
-from casework.forms_auth import LoginForm
+from casework.views_auth import LoginView
 
 admin.site.site_header = "Territoires de solutions — administration"
 # The admin reads every case without the confidentiality rule: platform administrators only,
@@ -17,11 +17,7 @@ admin.site.site_title = "Territoires de solutions"
 handler500 = "config.errors.server_error"
 
 urlpatterns = [
-    path(
-        "connexion/",
-        auth_views.LoginView.as_view(template_name="registration/login.html", authentication_form=LoginForm),
-        name="login",
-    ),
+    path("connexion/", LoginView.as_view(), name="login"),
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
     path("langue/", login_not_required(set_language), name="set_language"),
     # One login page for everyone: the admin's own login form redirects to ours.

@@ -14,6 +14,12 @@ the services, inside their transaction, after the audit chain's lock (`audit.cha
 writers are serialised, so ids are committed in increasing order and a lower id can never become
 visible after a higher one was read.
 
+Frames are parsed strictly (`receive`): a binary frame, a text frame longer than MAX_FRAME
+characters, text that is not JSON, JSON nested deeper than MAX_DEPTH, anything but an object with a
+string "type", or a hello whose last_id is not a whole number from 0 to MAX_ID (or null) closes the
+socket with CLOSE_BAD_FRAME (4400), logged in one line, no traceback. An object of an unknown type is ignored
+(a newer page talking to an older server during a deployment).
+
 Rights are re-read from the database, never trusted from the connection: the user (active, charter)
 and their roles at most RIGHTS_TTL seconds old at each ring, so losing access to a case stops its
 notifications within a second. The sites whose boards the socket follows are re-read when the
@@ -31,6 +37,7 @@ the groups again, replays from the database what it missed and re-reads the live
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import weakref
@@ -39,7 +46,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
-from notifications import selectors
+from notifications import quota, selectors
 from notifications.delivery import site_group, user_group
 
 try:
@@ -53,6 +60,14 @@ LAYER_ERRORS = (RedisError, OSError)
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORISED = 4401
+# The user already holds WS_MAX_SOCKETS_PER_USER open sockets (notifications.quota).
+CLOSE_TOO_MANY = 4429
+# A frame outside the protocol (not a JSON object, too long, too deep, a binary frame).
+CLOSE_BAD_FRAME = 4400
+# The protocol's messages are a few dozen characters of flat JSON.
+MAX_FRAME = 4096
+MAX_DEPTH = 2
+MAX_ID = 2**63 - 1  # the largest id of the database (bigint): beyond it a query would fail
 # The channel layer failed or restarted: try again later (RFC 6455's 1013 is not open to
 # applications: daphne's autobahn accepts 1000 and 3000-4999 only).
 CLOSE_TRY_AGAIN = 4503
@@ -99,6 +114,65 @@ async def _watch_layer(layer) -> None:
                 await consumer.close(code=CLOSE_TRY_AGAIN)
 
 
+class BadFrame(ValueError):
+    pass
+
+
+def _nesting_depth(text: str) -> int:
+    """How deep arrays and objects nest in `text`, counted outside strings, in one pass: the
+    depth is known before json.loads recurses into it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _reject_constant(name):
+    raise BadFrame(f"non-standard constant {name}")
+
+
+def parse_frame(text_data, bytes_data) -> dict:
+    """One client frame as the protocol's object, or BadFrame. Bounded: at most MAX_FRAME
+    characters, nested at most MAX_DEPTH deep, checked before parsing."""
+    if text_data is None or bytes_data is not None:
+        raise BadFrame("binary frame")
+    if len(text_data) > MAX_FRAME:
+        raise BadFrame(f"frame of {len(text_data)} characters")
+    if _nesting_depth(text_data) > MAX_DEPTH:
+        raise BadFrame("frame nested too deep")
+    try:
+        content = json.loads(text_data, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+        raise BadFrame(f"not JSON ({type(error).__name__})") from None
+    if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+        raise BadFrame("not an object with a type")
+    return content
+
+
+def last_id_of(content: dict) -> int:
+    """The hello's last id: a whole number from 0 to MAX_ID, or null for « nothing yet » (0)."""
+    last_id = content.get("last_id")
+    if last_id is None:
+        return 0
+    if isinstance(last_id, bool) or not isinstance(last_id, int) or not 0 <= last_id <= MAX_ID:
+        raise BadFrame("last_id is not a whole number >= 0")
+    return last_id
+
+
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def __call__(self, scope, receive, send):
         try:
@@ -110,6 +184,8 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                 await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
         finally:
             _sockets.discard(self)
+            with contextlib.suppress(Exception):
+                await quota.release(self)  # also when the socket ended on an error
 
     async def connect(self):
         user = self.scope.get("user")
@@ -121,6 +197,14 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         rights = await self._board_rights()
         if rights is None:
             await self.close(code=CLOSE_UNAUTHORISED)
+            return
+        if not await quota.admit(self):
+            # Accepted, then closed: a refused handshake reaches the page as 1006, with no reason;
+            # 4429 tells it to wait minutes before trying again (static/js/notifications.js).
+            logger.info("notifications: user %s holds %d sockets, one more refused", user.pk, quota.cap())
+            self.closing = True
+            await self.accept()
+            await self.close(code=CLOSE_TOO_MANY)
             return
         self.last_id = None  # unknown until the client says hello
         self.group = user_group(user.pk)
@@ -134,6 +218,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             _watch(self)
 
     async def disconnect(self, code):
+        await quota.release(self)
         groups = [self.group] if getattr(self, "group", None) else []
         groups += [site_group(site_id) for site_id in getattr(self, "joined_site_ids", ())]
         for group in groups:
@@ -141,14 +226,22 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             with contextlib.suppress(*LAYER_ERRORS):
                 await self.channel_layer.group_discard(group, self.channel_name)
 
-    async def receive_json(self, content, **kwargs):
-        kind = content.get("type") if isinstance(content, dict) else None
-        if kind == "ping":
-            await self.send_json({"type": "pong"})
-        elif kind == "hello":
-            last_id = content.get("last_id")
-            self.last_id = last_id if isinstance(last_id, int) and last_id >= 0 else 0
-            await self._push_new()
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """Every client frame, parsed strictly (see the module's docstring): a bad one closes the
+        socket with CLOSE_BAD_FRAME instead of raising into daphne (a traceback and 1011)."""
+        if getattr(self, "closing", False):
+            return  # closed by the server (a bad frame, too many sockets): nothing more is read
+        try:
+            content = parse_frame(text_data, bytes_data)
+            if content["type"] == "hello":
+                self.last_id = last_id_of(content)
+                await self._push_new()
+            elif content["type"] == "ping":
+                await self.send_json({"type": "pong"})
+        except BadFrame as error:
+            logger.info("notifications: bad frame from user %s, socket closed (%s)", self.user_id, error)
+            self.closing = True
+            await self.close(code=CLOSE_BAD_FRAME)
 
     async def notify_poke(self, event):
         if self.last_id is not None:

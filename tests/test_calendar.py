@@ -38,6 +38,7 @@ def test_the_feed_carries_the_users_planned_interventions(
     response = client.get(url)
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/calendar")
+    assert response["Cache-Control"] == "private, no-store"  # a calendar of company names
     calendar = Calendar.from_ical(response.content)
     events = [component for component in calendar.walk() if component.name == "VEVENT"]
     assert [event.decoded("dtstart") for event in events] == [soon]

@@ -48,7 +48,10 @@ def run_async(coroutine_function):
     return wrapper
 
 
+# A page of the test server opening its socket: the browser sends the page's origin and the host
+# it connects to; the origin check compares scheme, host and port (notifications.origin).
 ORIGIN = (b"origin", b"http://testserver")
+HOST = (b"host", b"testserver")
 
 
 @sync_to_async
@@ -56,8 +59,8 @@ def session_cookie(user) -> bytes:
     return live.session_for(user).encode()
 
 
-async def connect(user=None, origin=ORIGIN):
-    headers = [origin] if origin else []
+async def connect(user=None, origin=ORIGIN, host=HOST, extra=()):
+    headers = [header for header in (origin, host) if header] + list(extra)
     if user is not None:
         headers.append((b"cookie", await session_cookie(user)))
     communicator = WebsocketCommunicator(application, "/ws/notifications/", headers=headers)

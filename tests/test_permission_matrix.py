@@ -25,7 +25,7 @@ from tests.factories import (
     ToolboxServiceFactory,
     UserFactory,
 )
-from tests.test_notifications_live import ORIGIN, run_async, session_cookie
+from tests.test_notifications_live import HOST, ORIGIN, run_async, session_cookie
 from workflows import services as request_services
 
 ROLES = [
@@ -333,7 +333,13 @@ WS_MATRIX = {
         "answers": {**dict.fromkeys(SIGNED_IN, ACCEPTED), "anonymous": REFUSED, "no_charter": REFUSED},
     },
 }
-FOREIGN_ORIGIN = (b"origin", b"http://evil.example")
+# Pages that are not this site's, for the test server http://testserver: another host, another port
+# of the same host, the other scheme.
+FOREIGN_ORIGINS = [
+    (b"origin", b"http://evil.example"),
+    (b"origin", b"http://testserver:9999"),
+    (b"origin", b"https://testserver"),
+]
 
 
 def test_every_websocket_route_is_in_the_matrix():
@@ -349,7 +355,7 @@ def test_every_websocket_route_is_in_the_matrix():
 
 
 async def _ws_answer(path, user, origin=ORIGIN):
-    headers = [origin]
+    headers = [origin, HOST]
     if user is not None:
         headers.append((b"cookie", await session_cookie(user)))
     communicator = WebsocketCommunicator(application, path, headers=headers)
@@ -363,16 +369,17 @@ async def _ws_answer(path, user, origin=ORIGIN):
 @pytest.mark.parametrize("route", sorted(WS_MATRIX))
 def test_websocket_matrix(world, route):
     """Every role opens the route with its session cookie from an allowed origin; then every
-    signed-in role tries again from a foreign origin, which is always refused."""
+    signed-in role tries again from foreign origins (another host, port or scheme), always refused."""
     entry = WS_MATRIX[route]
 
     @run_async
     async def answers():
         got = {role: await _ws_answer(entry["path"], user) for role, user in world["users"].items()}
         foreign = {
-            role: await _ws_answer(entry["path"], user, origin=FOREIGN_ORIGIN)
+            (role, origin[1]): await _ws_answer(entry["path"], user, origin=origin)
             for role, user in world["users"].items()
             if user is not None
+            for origin in FOREIGN_ORIGINS
         }
         return got, foreign
 
@@ -384,3 +391,31 @@ def test_websocket_matrix(world, route):
     }
     assert not wrong, f"{route}: {wrong}"
     assert set(foreign.values()) == {REFUSED}, f"{route} from a foreign origin: {foreign}"
+
+
+# --- No cache for what Django answers ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url_name", sorted(MATRIX))
+def test_every_page_says_private_no_store(client, world, url_name):
+    """Every answer of every named URL, to every role (pages of case or company data, exports,
+    calendars, redirects, 404s alike): no browser, proxy or shared cache keeps it."""
+    wrong = {}
+    for role in ROLES:
+        for method in ("GET", "POST"):
+            client.logout()
+            if world["users"][role] is not None:
+                client.force_login(world["users"][role])
+            url = reverse(url_name, kwargs=world["kwargs"].get(url_name))
+            response = client.get(url) if method == "GET" else client.post(url, {})
+            directives = {part.strip() for part in response.get("Cache-Control", "").split(",")}
+            if not {"private", "no-store"} <= directives:
+                wrong[f"{method} {role}"] = response.get("Cache-Control")
+    assert not wrong, f"{url_name}: {wrong}"
+
+
+def test_static_files_stay_cacheable(client, world):
+    client.force_login(world["users"]["case_referent"])
+    response = client.get("/static/js/notifications.js")
+    assert response.status_code == 200
+    assert "no-store" not in response.get("Cache-Control", "")

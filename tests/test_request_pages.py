@@ -193,7 +193,7 @@ def test_task_lists_keep_their_query_count_at_10_and_200_tasks(client, login, re
     MembershipFactory(user=agent, organisation=organisation, can_be_referent=False)
 
     def add_requests(number):
-        for _ in range(number):
+        for index in range(number):
             case = CaseFactory(site=site, referent=referent, diagnosed=True)
             need = NeedFactory(case=case, created_by=referent, category="mobility")
             request = services.request_open(
@@ -202,8 +202,10 @@ def test_task_lists_keep_their_query_count_at_10_and_200_tasks(client, login, re
             task = request.task_set.get(flow_task=FLOW.review)
             if view != "file":
                 services.task_claim(actor=agent, task_id=task.pk)
-            if view == "historique":
+            if view == "historique" and index % 2:
                 services.request_accept(actor=agent, task_id=task.pk)
+            elif view == "historique":  # out of the agent's sight: a row without the company
+                services.request_decline(actor=agent, task_id=task.pk, reason="no_capacity")
 
     login(client, agent)
     add_requests(10)
@@ -314,3 +316,58 @@ def test_case_page_shows_the_request_steps_in_its_history_in_constant_queries(
     for _ in range(4):
         open_one()
     assert _count(client, url) == few
+
+
+def _history(client):
+    response = client.get(reverse("task_list"), {"vue": "historique"})
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_history_of_a_decliner_no_longer_names_the_company(
+    client, login, referent, transport, transport_agent, diagnosed
+):
+    """Declining takes the case out of the agent's sight: the step stays in their history, without
+    the company, its SIRET, its site or a link to the request."""
+    service_request = services.request_open(
+        actor=referent, case=diagnosed, need=diagnosed.needs.get(), brief="x", category="mobility"
+    )
+    task = service_request.task_set.get(flow_task=FLOW.review)
+    services.task_claim(actor=transport_agent, task_id=task.pk)
+    services.request_decline(actor=transport_agent, task_id=task.pk, reason="no_capacity")
+    login(client, transport_agent)
+    page = _history(client)
+    assert "Accepter ou décliner la demande" in page  # the step is still there
+    assert "Dossier auquel vous n’avez plus accès" in page
+    company = diagnosed.company
+    for secret in (company.name, company.siret, diagnosed.site.name, str(service_request.public_id)):
+        assert secret not in page, secret
+
+
+def test_a_referent_gone_to_another_site_no_longer_sees_the_companies_of_their_history(
+    client, login, referent, other_site, transport, transport_agent, diagnosed
+):
+    """The referent validated a delivery, then left the organisation for one that serves another
+    pilot site: their history keeps the step, not the company."""
+    service_request = services.request_open(
+        actor=referent, case=diagnosed, need=diagnosed.needs.get(), brief="x", category="mobility"
+    )
+    review = service_request.task_set.get(flow_task=FLOW.review)
+    services.task_claim(actor=transport_agent, task_id=review.pk)
+    services.request_accept(actor=transport_agent, task_id=review.pk)
+    deliver = service_request.task_set.get(flow_task=FLOW.deliver)
+    services.request_deliver(actor=transport_agent, task_id=deliver.pk, result_text="Trois scooters")
+    validate = service_request.task_set.get(flow_task=FLOW.validate)
+    services.request_validate(actor=referent, task_id=validate.pk, accept=True)
+    login(client, referent)
+    company = diagnosed.company
+    assert company.name in _history(client)  # still the referent: named
+
+    referent.memberships.update(is_active=False)
+    elsewhere = OrganisationFactory(territories=[other_site.territory])
+    MembershipFactory(user=referent, organisation=elsewhere, can_be_referent=True)
+    page = _history(client)
+    assert "Valider la réalisation" in page
+    assert "Dossier auquel vous n’avez plus accès" in page
+    for secret in (company.name, company.siret, diagnosed.site.name, str(service_request.public_id)):
+        assert secret not in page, secret

@@ -180,6 +180,9 @@ SETTINGS_VARIABLES = (
     "DATABASE_POOL_MIN_SIZE",
     "DATABASE_POOL_MAX_SIZE",
     "DATABASE_POOL_TIMEOUT",
+    "WS_MAX_SOCKETS_PER_USER",
+    "LOGIN_ACCOUNT_FAILURE_LIMIT",
+    "LOGIN_ACCOUNT_MAX_DELAY_MINUTES",
 )
 # A production-grade audit chain key (at least 32 characters, not SECRET_KEY).
 AUDIT_KEY = "audit-" + "Hq7!" * 10
@@ -271,6 +274,34 @@ def test_malformed_or_inconsistent_email_timeouts_do_not_start(tmp_path, variabl
     result = start_django(tmp_path, **variables)
     assert result.returncode != 0
     assert named in result.stderr
+
+
+@pytest.mark.parametrize("value", ["vingt", "0", "-3", "1001", "20 sockets"])
+def test_a_malformed_socket_cap_does_not_start(tmp_path, value):
+    result = start_django(tmp_path, WS_MAX_SOCKETS_PER_USER=value)
+    assert result.returncode != 0
+    assert "WS_MAX_SOCKETS_PER_USER" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("LOGIN_ACCOUNT_FAILURE_LIMIT", "dix"),
+        ("LOGIN_ACCOUNT_FAILURE_LIMIT", "0"),
+        ("LOGIN_ACCOUNT_MAX_DELAY_MINUTES", "15min"),
+        ("LOGIN_ACCOUNT_MAX_DELAY_MINUTES", "1441"),
+    ],
+)
+def test_a_malformed_account_throttle_does_not_start(tmp_path, variable, value):
+    result = start_django(tmp_path, **{variable: value})
+    assert result.returncode != 0
+    assert variable in result.stderr
+
+
+def test_the_socket_cap_is_read_from_the_environment(tmp_path):
+    code = "from django.conf import settings; print(settings.WS_MAX_SOCKETS_PER_USER)"
+    assert start_django(tmp_path, code=code).stdout.strip() == "20"
+    assert start_django(tmp_path, code=code, WS_MAX_SOCKETS_PER_USER="5").stdout.strip() == "5"
 
 
 def test_debug_is_refused_in_production(tmp_path):

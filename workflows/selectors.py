@@ -1,7 +1,7 @@
 """User-scoped reads of service requests and tasks. A request is visible exactly when its case
 is (casework's confidentiality rule, extended by workflows.rules for provider organisations)."""
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
@@ -69,31 +69,34 @@ def _mine_q(user) -> Q:
     )
 
 
+def _human_tasks(user, *filters, **lookups) -> QuerySet:
+    """Human tasks, each with `case_visible`: the confidentiality rule asked now of its case. A
+    task list names a company, its site and the partner only when it is true; otherwise the row
+    shows the step alone (a task still assigned to me after I left the organisation, a step of my history on
+    a case I no longer see). One correlated EXISTS per row of the page: the page's query count does
+    not grow with the lists."""
+    visible = Case.objects.visible_to(user).filter(pk=OuterRef("process__servicerequest__case_id"))
+    return (
+        Task.objects.filter(*filters, flow_task_type="HUMAN", **lookups)
+        .annotate(case_visible=Exists(visible))
+        .select_related(*TASK_RELATED)
+    )
+
+
 def my_tasks(user) -> QuerySet:
     """Tasks assigned to me and still to do."""
-    return (
-        Task.objects.filter(_mine_q(user), status=STATUS.ASSIGNED, flow_task_type="HUMAN")
-        .select_related(*TASK_RELATED)
-        .order_by("-created", "-pk")
-    )
+    return _human_tasks(user, _mine_q(user), status=STATUS.ASSIGNED).order_by("-created", "-pk")
 
 
 def queue(user) -> QuerySet:
     """Unclaimed tasks of my organisations (and of the sites I animate)."""
-    return (
-        Task.objects.filter(_queue_q(user), status=STATUS.NEW, flow_task_type="HUMAN")
-        .select_related(*TASK_RELATED)
-        .order_by("created", "pk")
-    )
+    return _human_tasks(user, _queue_q(user), status=STATUS.NEW).order_by("created", "pk")
 
 
 def history(user) -> QuerySet:
-    """What I completed."""
-    return (
-        Task.objects.filter(owner=user, status=STATUS.DONE, flow_task_type="HUMAN")
-        .select_related(*TASK_RELATED)
-        .order_by("-finished", "-pk")
-    )
+    """What I completed. A step stays in my history after I lost sight of its case (I declined the
+    request, handed the case over, left the organisation...), but without what it names then."""
+    return _human_tasks(user, owner=user, status=STATUS.DONE).order_by("-finished", "-pk")
 
 
 def task_counts(user) -> dict:

@@ -1,6 +1,7 @@
 // Live notifications: the database is the source of truth, the socket only brings what is new.
 // On every (re)connection the page sends the last id it holds and the server replays what came
-// after; ids already shown are ignored. Heartbeat every 25 s, reconnection with back-off. Rings
+// after; ids already shown are ignored. Heartbeat every 25 s, reconnection with back-off (minutes
+// after a close for too many sockets, 4429, or a refused frame, 4400). Rings
 // lost while the socket was down (server restarted, Redis unreachable) also concerned the live parts
 // of the page: after a reconnection they are all read again.
 (function () {
@@ -19,6 +20,9 @@
   var bellCount = document.getElementById("notification-count");
   var toasts = document.getElementById("notification-toasts");
   var TOAST_MS = 20000;
+  var TOO_MANY = 4429;  // notifications.consumers.CLOSE_TOO_MANY
+  var BAD_FRAME = 4400;  // notifications.consumers.CLOSE_BAD_FRAME
+  var SLOW_RETRY_MS = 3 * 60 * 1000;  // 3 to 6 minutes after one of those
 
   function setCount(count) {
     if (!bellCount) { return; }
@@ -110,12 +114,19 @@
       }, 25000);
     });
     socket.addEventListener("message", onMessage);
-    socket.addEventListener("close", function () {
+    socket.addEventListener("close", function (event) {
       clearInterval(heartbeat);
       interrupted = true;
       if (revoked) { return; }
-      var wait = delay + Math.random() * 1000;
-      delay = Math.min(delay * 2, 30000);
+      var wait;
+      if (event.code === TOO_MANY || event.code === BAD_FRAME) {
+        // Too many pages open for this user, or a frame the server refused: trying again at once
+        // would be refused the same way. Minutes, not seconds.
+        wait = SLOW_RETRY_MS + Math.random() * SLOW_RETRY_MS;
+      } else {
+        wait = delay + Math.random() * 1000;
+        delay = Math.min(delay * 2, 30000);
+      }
       setTimeout(connect, wait);
     });
   }

@@ -121,11 +121,18 @@ class Server:
 
 
 @pytest.fixture
-def server(transactional_db, tmp_path, settings):
+def server_settings():
+    """Extra environment of the test's server (a test module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def server(transactional_db, tmp_path, settings, server_settings):
     """A daphne server on a free port, on the test database; Redis as its channel layer when
     reachable. Its log is printed if the test fails (pytest shows the captured output)."""
     redis = redis_url()
     extra = {"REDIS_URL": redis} if redis else {}
+    extra.update(server_settings)
     port = live.free_port()
     env = live.server_env(SITE_URL=f"http://127.0.0.1:{port}", ALLOWED_HOSTS="127.0.0.1,localhost", **extra)
     if not redis:
