@@ -9,11 +9,17 @@ from django.db.models import Case as SqlCase
 from django.utils import timezone
 
 from audit.models import AuditEntry
+from audit.services import REFRESH_KEY
+
+# An access entry that is a display: not a live refresh of a page already shown
+# (audit.services.record_access). Absent key and empty extra data both count.
+DISPLAY = Q(**{f"additional_data__{REFRESH_KEY}__isnull": True})
 
 
 @dataclass(frozen=True)
 class Viewer:
-    """Someone who displayed an object: how many times, first and last."""
+    """Someone who displayed an object: how many times, first and last. `displays` is 0 for
+    someone whose only entries are live refreshes (a page never displayed: a forged header)."""
 
     name: str
     displays: int
@@ -27,7 +33,8 @@ class Viewer:
 def viewers_of(instance, limit: int = 50) -> list[Viewer]:
     """Everyone who displayed `instance` (a case), the most recent viewer first, with their number
     of displays: a partner who opened the case once stays listed however often others reload it.
-    One query."""
+    The live refreshes of a page already displayed are not displays; someone whose entries are all
+    refreshes is listed with 0 displays. One query."""
     grouped = (
         AuditEntry.objects.filter(
             content_type=ContentType.objects.get_for_model(instance),
@@ -36,7 +43,7 @@ def viewers_of(instance, limit: int = 50) -> list[Viewer]:
         )
         .order_by()
         .values("actor_id", "actor__first_name", "actor__last_name", "actor__username")
-        .annotate(displays=Count("pk"), first=Min("timestamp"), last=Max("timestamp"))
+        .annotate(displays=Count("pk", filter=DISPLAY), first=Min("timestamp"), last=Max("timestamp"))
         .order_by("-last", "actor_id")[:limit]
     )
     viewers = []
@@ -100,7 +107,7 @@ def companies_seen_by(user, *, start: date, end: date) -> list[CompanyDisplays]:
         )
         .order_by()
         .values("company_id")
-        .annotate(displays=Count("pk"), first=Min("timestamp"), last=Max("timestamp"))
+        .annotate(displays=Count("pk", filter=DISPLAY), first=Min("timestamp"), last=Max("timestamp"))
     )
     groups = [row for row in grouped if row["company_id"] is not None]
     if not groups:

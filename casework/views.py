@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.selectors import viewers_of
-from audit.services import record_access
+from audit.services import is_live_refresh, record_access
 from casework import rules, selectors, services
 from casework.enums import CaseOutcome
 from casework.exceptions import BusinessRuleError
@@ -152,7 +152,8 @@ def case_propose(request):
 @require_GET
 def case_detail(request, public_id):
     case = selectors.case_get(user=request.user, public_id=public_id)
-    record_access(actor=request.user, instance=case, what="case_detail")
+    # The page's live part re-read after a notification is not a new display of the case.
+    record_access(actor=request.user, instance=case, what="case_detail", refresh=is_live_refresh(request))
     context = {
         "case": case,
         **selectors.case_detail(case, request.user),
@@ -290,7 +291,9 @@ def need_edit(request, public_id, need_id):
 @require_GET
 def company_detail(request, public_id):
     company = selectors.company_get(user=request.user, public_id=public_id)
-    record_access(actor=request.user, instance=company, what="company_detail")
+    record_access(
+        actor=request.user, instance=company, what="company_detail", refresh=is_live_refresh(request)
+    )
     return render(
         request,
         "casework/company_detail.html",
