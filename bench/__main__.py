@@ -2,7 +2,7 @@
 
 The parts run one after the other, each in its own process (each empties the bench database and
 builds its own world): write_path (keys "write_path" and "audit_overhead"), claim_race, notify,
-board. Each writes its key(s) to bench/results/latest.json; this runner adds "make_bench" (the
+board, pages. Each writes its key(s) to bench/results/latest.json; this runner adds "make_bench" (the
 duration of each part) and rewrites the summary table of docs/performance.md. The database and
 Redis are BENCH_DATABASE_URL and BENCH_REDIS_URL, as for each part.
 
@@ -26,6 +26,7 @@ PARTS = {
     "claim_race": ["-m", "bench.claim_race"],
     "notify": ["-m", "bench.notify"],
     "board": ["-m", "bench.board"],
+    "pages": ["-m", "bench.pages"],
 }
 
 
