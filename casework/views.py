@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from audit.selectors import viewers_of
 from audit.services import is_live_refresh, record_access
-from casework import rules, selectors, services
+from casework import pagination, rules, selectors, services
 from casework.enums import CaseOutcome
 from casework.exceptions import BusinessRuleError
 from casework.forms import (
@@ -81,6 +81,10 @@ def charter(request):
     )
 
 
+# The case list's order (Case.Meta.ordering: the latest activity first), for its keyset pagination.
+CASE_LIST_ORDER = [pagination.Key("last_activity_at", descending=True), pagination.Key("id", descending=True)]
+
+
 @require_GET
 def case_list(request):
     sites = selectors.sites_for_filter(request.user)
@@ -94,10 +98,18 @@ def case_list(request):
         )
     elif form.is_bound:
         messages.error(request, _("The filters are not valid; all cases are shown."))
-    page = Paginator(cases, settings.CASE_LIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    query_string = request.GET.copy()
-    query_string.pop("page", None)
-    context = {"form": form, "page": page, "query_string": query_string.urlencode()}
+    # Keyset pagination: the last page of 100,000 cases costs what the first does.
+    page = pagination.keyset_page(cases, CASE_LIST_ORDER, settings.CASE_LIST_PAGE_SIZE, request.GET)
+    if page.invalid:
+        messages.error(request, _("This page link is no longer valid: the first page is shown."))
+    query_string = pagination.without_position(request.GET)
+    context = {
+        "form": form,
+        "page": page,
+        "total": cases.count(),
+        "links": pagination.page_links(page, query_string),
+        "query_string": query_string,
+    }
     partial = request.htmx and not request.htmx.history_restore_request
     template = "casework/partials/case_table.html" if partial else "casework/case_list.html"
     response = render(request, template, context)
