@@ -753,3 +753,23 @@ def test_case_list_tells_caches_that_htmx_gets_a_partial(client, login, animator
 def test_partner_agent_is_not_told_they_have_no_role(client, login, agent):
     html = login(client, agent).get(reverse("home")).content.decode()
     assert "pas encore de rôle" not in html
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [("papin", "company_name_trgm_idx"), ("100000", "company_name_trgm_idx"), ("100000", "_like")],
+)
+def test_the_case_search_can_read_the_trigram_indexes(admin_user, site, referent, query, index):
+    """The search's own SQL matches its indexes: `name__icontains` the GIN trigram index of
+    migration casework 0009, `siret__startswith` the `varchar_pattern_ops` index of the SIRET's
+    unique constraint; with sequential scans made costly, PostgreSQL reads both sides of the OR
+    from them. (Which plan it picks on real data is the bench's business.)"""
+    from casework import selectors
+
+    CaseFactory.create_batch(3, site=site, referent=referent, company__name="Menuiserie Papin")
+    search = selectors.case_list(user=admin_user, query=query)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = search.explain()
+    assert index in plan, plan
