@@ -31,6 +31,7 @@ from casework.forms import (
     TransitionForm,
 )
 from casework.models import Need, PilotSite
+from casework.timeline import HISTORY_PAGE, Position, case_timeline
 
 
 @require_GET
@@ -199,6 +200,27 @@ def case_detail(request, public_id):
         "viewers": viewers_of(case) if rules.is_referent_or_animator(case, request.user) else None,
     }
     return render(request, "casework/case_detail.html", context)
+
+
+@require_GET
+def case_history(request, public_id):
+    """The case's whole history, HISTORY_PAGE events at a time from the latest (« Voir les
+    événements plus anciens »): each page starts where the previous one ended."""
+    case = selectors.case_get(user=request.user, public_id=public_id)
+    before, invalid = None, False
+    if request.GET.get("avant"):
+        try:
+            before = Position.from_cursor(request.GET["avant"])
+        except ValueError:
+            invalid = True
+            messages.error(request, _("This page link is no longer valid: the first page is shown."))
+    record_access(actor=request.user, instance=case, what="case_history", refresh=is_live_refresh(request))
+    context = {
+        "case": case,
+        "timeline": case_timeline(case, request.user, limit=HISTORY_PAGE, before=before),
+        "first_page": before is None and not invalid,
+    }
+    return render(request, "casework/case_history.html", context)
 
 
 def _comment_context(case, user, form=None) -> dict:

@@ -660,9 +660,11 @@ PAGE_QUERIES = {
     # the people who can be mentioned (the site's animators)
     # + the access entry of the audit trail (a transaction: last position of the chain, insert)
     # + the timeline (casework.timeline), whatever the number of items: transitions, needs,
-    # comments and their mentions, handovers and who cancelled them, the audit trail's field
-    # changes (referent, animators, administrators only), request steps, escalations (9)
-    "case_detail": 34,  # + who viewed it
+    # comments and their mentions, handovers proposed, handovers declined or cancelled and who
+    # cancelled them, the audit trail's field changes (referent, animators, administrators only),
+    # request steps, escalations raised, escalations decided (11: each kind of event read by its
+    # date, so that its history pages by keyset)
+    "case_detail": 36,  # + who viewed it
     "comment_add": 9,  # + case, the people who can be mentioned
     "need_create": 8,  # + case
     "need_edit": 9,  # + case, need
