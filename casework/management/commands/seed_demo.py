@@ -2427,9 +2427,16 @@ class Command(BaseCommand):
         CaseTransition.objects.bulk_create(transitions, batch_size=batch_size)
         Need.objects.bulk_create(needs, batch_size=batch_size)
         # `created_at` is set to now by the insertion (auto_now_add): a case was proposed when its
-        # first transition says, up to 120 days ago, not all of them this week.
+        # first transition says, up to 120 days ago, not all of them this week (the weekly review's
+        # agenda and the CLEFOP report read it).
         proposed = CaseTransition.objects.filter(case_id=OuterRef("pk"), name="propose").values("at")[:1]
         Case.objects.filter(pk__in=[case.pk for case in cases]).update(created_at=Subquery(proposed))
+        # The same for the needs: recorded at the diagnosis.
+        diagnosed = CaseTransition.objects.filter(case_id=OuterRef("case_id"), name="diagnose")
+        diagnosed = diagnosed.values("at")[:1]
+        Need.objects.filter(pk__in=[need.pk for need in needs]).update(
+            created_at=Subquery(diagnosed), updated_at=Subquery(diagnosed)
+        )
 
     # --- Output --------------------------------------------------------------------------------
 
