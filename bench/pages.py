@@ -9,7 +9,8 @@ At each size, for each page, in the same run:
 Pages: the weekly review agenda of a site (its animator, an administrator), the case list (first
 and last page), the case search by company name and by SIRET, the CLEFOP report, « Qui a vu
 quoi » (an animator's displays over 30 days) and its CSV export, a case page with a long history
-(its referent), the regional board (an administrator).
+(its referent) and the page of its older events that the case page links to, the regional board
+(an administrator).
 
 The world, built once per size and added to from one size to the next (`seed_demo --companies N`:
 bulk insertion beyond the curated cases), plus:
@@ -38,7 +39,7 @@ from bench.write_path import git_commit, machine
 TARGET_P95_MS = 300.0
 # The two pages opened most often: the board and a case.
 TARGET_FAST_P95_MS = 150.0
-FAST_PAGES = ("board", "case_page")
+FAST_PAGES = ("board", "case_page", "case_history")
 HISTORY_MARK = "Banc d'essai : historique long"
 HISTORY_COMMENTS = 150
 HISTORY_NEED_EDITS = 60
@@ -221,6 +222,14 @@ def last_page_url(client, url):
     return f"{url}?page={number}"
 
 
+def older_history_url(client, url):
+    """The case's history page that the case page's « Voir les événements plus anciens » opens; None
+    before the history paginated."""
+    html = client.get(url).content.decode()
+    found = re.search(r'href="([^"]+)" rel="next" data-older-events', html)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
 def page_list(animator, admin, referent, audited, site):
     """(name, user, url) of each page measured."""
     from django.test import Client
@@ -241,6 +250,10 @@ def page_list(animator, admin, referent, audited, site):
     cases = reverse("case_list")
     admin_client = Client()
     admin_client.force_login(admin)
+    referent_client = Client()
+    referent_client.force_login(referent)
+    case_url = reverse("case_detail", kwargs={"public_id": case.public_id})
+    older = older_history_url(referent_client, case_url)
     return [
         ("agenda_animator", animator, reverse("review_agenda", kwargs={"slug": site.slug})),
         ("agenda_admin", admin, reverse("review_agenda", kwargs={"slug": site.slug})),
@@ -251,7 +264,8 @@ def page_list(animator, admin, referent, audited, site):
         ("clefop", admin, reverse("clefop_report")),
         ("access_report", admin, f"{reverse('audit_access_report')}?{report}"),
         ("access_report_csv", admin, f"{reverse('audit_access_report_csv')}?{report}"),
-        ("case_page", referent, reverse("case_detail", kwargs={"public_id": case.public_id})),
+        ("case_page", referent, case_url),
+        *([("case_history", referent, older)] if older else []),
         ("board", admin, reverse("board_region")),
     ]
 

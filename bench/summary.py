@@ -190,6 +190,7 @@ PAGE_LABELS = {
     "access_report": "« Qui a vu quoi »",
     "access_report_csv": "« Qui a vu quoi », CSV",
     "case_page": "case page, long history",
+    "case_history": "its older events (history page)",
     "board": "regional board",
 }
 
