@@ -186,12 +186,13 @@ def _within(name: str, bounds) -> Q:
 
 
 def _in_either_period(bounds, *names) -> Q:
-    """Rows with one of the dates `names` in one of the two periods: the aggregates' rows, so that a
-    query reads the periods' rows rather than the sites' whole history."""
+    """Rows with one of the dates `names` in one of the two periods (which follow each other: one
+    range), the only rows the aggregates count: a query reads the periods' rows rather than the
+    sites' whole history."""
+    whole = (min(low for low, _high in bounds.values()), max(high for _low, high in bounds.values()))
     condition = Q()
     for name in names:
-        for window in bounds.values():
-            condition |= _within(name, window)
+        condition |= _within(name, whole)
     return condition
 
 
