@@ -2,6 +2,7 @@
 selectors read the trail, `record_access` records that someone's displays were looked at."""
 
 import csv
+import io
 import re
 
 from django.contrib import messages
@@ -72,8 +73,9 @@ def access_report_csv(request):
     response["Content-Disposition"] = (
         f'attachment; filename="consultations_{name}_{data["start"]:%Y-%m-%d}_{data["end"]:%Y-%m-%d}.csv"'
     )
-    response.write("\ufeff")  # the BOM: Excel then reads UTF-8
-    writer = csv.writer(response, delimiter=";")
+    text = io.StringIO()
+    text.write("\ufeff")  # the BOM: Excel then reads UTF-8
+    writer = csv.writer(text, delimiter=";")
     writer.writerow(
         [_("Company"), _("SIRET"), _("Pilot sites"), _("Displays"), _("First display"), _("Last display")]
     )
@@ -89,6 +91,7 @@ def access_report_csv(request):
         ]
         for row in rows
     )
+    response.write(text.getvalue())  # one write, not one per row
     return response
 
 
