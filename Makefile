@@ -74,7 +74,7 @@ e2e-tools: ## Outils des tests de bout en bout : axe-core (npm ci) ; Chromium vi
 	npm ci --no-audit --no-fund --loglevel=error
 	@test -x /usr/bin/chromium || echo "Chromium est absent (sudo apt-get install chromium) : les tests de bout en bout seront ignorés localement."
 
-bench: install ## Tous les bancs d'essai (écriture, audit, course aux prises, prises simultanées par HTTP, notifications, tableau de bord ; PostgreSQL et Redis locaux) ; résultats dans bench/results/ et docs/performance.md
+bench: install ## Tous les bancs d'essai (écriture, audit, course aux prises, prises simultanées par HTTP, notifications, tableau de bord, pages ; PostgreSQL et Redis locaux) ; résultats dans bench/results/ et docs/performance.md
 	$(VPY) -m bench
 
 # `ruff format --check` is not enforced yet: the code base is not consistently formatted.

@@ -4,16 +4,24 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
 from django.db.models import BigIntegerField, Count, F, Max, Min, OuterRef, Q, Subquery, When
 from django.db.models import Case as SqlCase
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from audit.models import AuditEntry
+from audit.services import REFRESH_KEY
+
+# An access entry that is a display: not a live refresh of a page already shown
+# (audit.services.record_access). Absent key and empty extra data both count.
+DISPLAY = Q(**{f"additional_data__{REFRESH_KEY}__isnull": True})
 
 
 @dataclass(frozen=True)
 class Viewer:
-    """Someone who displayed an object: how many times, first and last."""
+    """Someone who displayed an object: how many times, first and last. `displays` is 0 for
+    someone whose only entries are live refreshes (a page never displayed: a forged header)."""
 
     name: str
     displays: int
@@ -27,7 +35,8 @@ class Viewer:
 def viewers_of(instance, limit: int = 50) -> list[Viewer]:
     """Everyone who displayed `instance` (a case), the most recent viewer first, with their number
     of displays: a partner who opened the case once stays listed however often others reload it.
-    One query."""
+    The live refreshes of a page already displayed are not displays; someone whose entries are all
+    refreshes is listed with 0 displays. One query."""
     grouped = (
         AuditEntry.objects.filter(
             content_type=ContentType.objects.get_for_model(instance),
@@ -36,7 +45,7 @@ def viewers_of(instance, limit: int = 50) -> list[Viewer]:
         )
         .order_by()
         .values("actor_id", "actor__first_name", "actor__last_name", "actor__username")
-        .annotate(displays=Count("pk"), first=Min("timestamp"), last=Max("timestamp"))
+        .annotate(displays=Count("pk", filter=DISPLAY), first=Min("timestamp"), last=Max("timestamp"))
         .order_by("-last", "actor_id")[:limit]
     )
     viewers = []
@@ -70,19 +79,16 @@ def period_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     )
 
 
-def companies_seen_by(user, *, start: date, end: date) -> list[CompanyDisplays]:
-    """Which companies `user` displayed between `start` and `end` (both included): one row per
-    company, sorted by name, counting the displays of the company's page and of its cases' pages.
-
-    Three queries whatever the number of entries: the access entries grouped by company (a case's
-    entry is mapped to its company in the database), the companies, their pilot sites. For
-    platform administrators only: the caller checks it (the entries name any company)."""
+def _groups(user, *, start: date, end: date) -> list[tuple]:
+    """(company id, displays, first, last) for each company `user` displayed in the period, from
+    the access entries grouped by company in the database (a case's entry is mapped to its
+    company there): one query."""
     from casework.models import Case, Company
 
     case_type = ContentType.objects.get_for_model(Case)
     company_type = ContentType.objects.get_for_model(Company)
     since, until = period_bounds(start, end)
-    company_of_case = Case.objects.filter(pk=OuterRef("object_id")).values("company_id")[:1]
+    company_of_case = Case.objects.filter(pk=OuterRef("object_id")).order_by().values("company_id")[:1]
     grouped = (
         AuditEntry.objects.filter(
             actor=user,
@@ -100,38 +106,111 @@ def companies_seen_by(user, *, start: date, end: date) -> list[CompanyDisplays]:
         )
         .order_by()
         .values("company_id")
-        .annotate(displays=Count("pk"), first=Min("timestamp"), last=Max("timestamp"))
+        .annotate(displays=Count("pk", filter=DISPLAY), first=Min("timestamp"), last=Max("timestamp"))
+        .values_list("company_id", "displays", "first", "last")
     )
-    groups = [row for row in grouped if row["company_id"] is not None]
-    if not groups:
+    return [group for group in grouped if group[0] is not None]
+
+
+def _ids(ids: list[int]):
+    """`ids` for an `__in` lookup. On PostgreSQL one array parameter (`unnest`) rather than a list
+    of thousands of parameters, each of them prepared by Django and spelt out in the statement."""
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::bigint[])", (list(ids),))
+    return list(ids)
+
+
+def _sorted_rows(user, *, start: date, end: date) -> list[tuple]:
+    """Every company of the period in the report's order (companies since deleted last, then by
+    name, case ignored, SIRET and id), as plain tuples (`_ROW` below, without the sites): two
+    queries."""
+    from casework.models import Company
+
+    groups = _groups(user, start=start, end=end)
+    companies = {
+        pk: (name, siret)
+        for pk, name, siret in Company.objects.filter(pk__in=_ids([group[0] for group in groups]))
+        .order_by()
+        .values_list("pk", "name", "siret")
+    }
+    rows = []
+    for company_id, displays, first, last in groups:
+        found = companies.get(company_id)
+        name, siret = found or ("", "")
+        rows.append((found is None, name.casefold(), siret, company_id, name, displays, first, last))
+    rows.sort()
+    return rows
+
+
+def _order(row: tuple) -> tuple:
+    """The position of a row in the report's order (its first four values)."""
+    return row[:4]
+
+
+def _with_sites(rows: list[tuple]) -> list[CompanyDisplays]:
+    """The report's rows, with the pilot sites of their companies: one query."""
+    from casework.models import Case
+
+    if not rows:
         return []
-    ids = [row["company_id"] for row in groups]
-    companies = Company.objects.only("name", "siret").in_bulk(ids)
     sites: dict[int, set[str]] = {}
     for company_id, site_name in (
-        Case.objects.filter(company_id__in=ids)
+        Case.objects.filter(company_id__in=_ids([row[3] for row in rows]))
         .order_by()  # no default ordering: DISTINCT on the two columns only
         .values_list("company_id", "site__name")
         .distinct()
     ):
         sites.setdefault(company_id, set()).add(site_name)
-    rows = []
-    for row in groups:
-        company = companies.get(row["company_id"])
-        rows.append(
-            CompanyDisplays(
-                company_id=row["company_id"],
-                name=company.name if company else "",
-                siret=company.siret if company else "",
-                sites=tuple(sorted(sites.get(row["company_id"], ()))),
-                displays=row["displays"],
-                first=row["first"],
-                last=row["last"],
-                exists=company is not None,
-            )
+    return [
+        CompanyDisplays(
+            company_id=company_id,
+            name=name,
+            siret=siret,
+            sites=tuple(sorted(sites.get(company_id, ()))),
+            displays=displays,
+            first=first,
+            last=last,
+            exists=not missing,
         )
-    # Companies since deleted come last (their entries remain: the trail keeps its history).
-    return sorted(rows, key=lambda row: (not row.exists, row.name.casefold(), row.siret, row.company_id))
+        for missing, _key, siret, company_id, name, displays, first, last in rows
+    ]
+
+
+def companies_seen_by(user, *, start: date, end: date) -> list[CompanyDisplays]:
+    """Which companies `user` displayed between `start` and `end` (both included): one row per
+    company, sorted by name, counting the displays of the company's page and of its cases' pages (not
+    the live refreshes of a page already displayed; a company whose entries are all refreshes is
+    listed with 0 displays). Companies since deleted come last (their entries remain: the trail
+    keeps its history).
+
+    Three queries whatever the number of entries: the entries grouped by company, the companies'
+    names, their pilot sites. For platform administrators only: the caller checks it (the entries
+    name any company). The CSV export reads this; the page reads it a page at a time
+    (`companies_seen_page`)."""
+    return _with_sites(_sorted_rows(user, start=start, end=end))
+
+
+@dataclass(frozen=True)
+class ReportPage:
+    page: object  # casework.pagination.KeysetPage of CompanyDisplays
+    companies: int
+    displays: int
+
+
+def companies_seen_page(user, *, start: date, end: date, params, size: int) -> ReportPage:
+    """One page of `companies_seen_by` (« Précédent / Suivant », chosen by its position as
+    `params` says), with the number of companies and of displays of the whole period. Three
+    queries whatever the number of entries: the groups, the companies' names, the page's sites.
+
+    The groups are all read (a GROUP BY is computed whole whatever the page: it costs the entries
+    of one person in one period, not the platform's), as plain values; only the page is made into
+    rows with their sites."""
+    from casework.pagination import keyset_slice
+
+    rows = _sorted_rows(user, start=start, end=end)
+    page = keyset_slice(rows, _order, size, params)
+    page.object_list = _with_sites(page.object_list)
+    return ReportPage(page=page, companies=len(rows), displays=sum(row[5] for row in rows))
 
 
 def users_named(identifier: str, limit: int = 5) -> list:

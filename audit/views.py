@@ -2,9 +2,10 @@
 selectors read the trail, `record_access` records that someone's displays were looked at."""
 
 import csv
+import io
 import re
 
-from django.core.paginator import Paginator
+from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -14,6 +15,7 @@ from django.views.decorators.http import require_GET
 from audit import selectors
 from audit.forms import AccessReportForm
 from audit.services import record_access
+from casework.pagination import page_links, without_position
 from casework.spreadsheet import safe_cell as _cell
 
 REPORT_PAGE_SIZE = 50
@@ -33,19 +35,24 @@ def access_report(request):
     context = {"form": form}
     if form.is_valid():
         data = form.cleaned_data
-        rows = selectors.companies_seen_by(data["user"], start=data["start"], end=data["end"])
+        report = selectors.companies_seen_page(
+            data["user"], start=data["start"], end=data["end"], params=request.GET, size=REPORT_PAGE_SIZE
+        )
+        if report.page.invalid:
+            messages.error(request, _("This page link is no longer valid: the first page is shown."))
         # Looking at someone's displays is itself a sensitive read: it is recorded, on that person.
         record_access(actor=request.user, instance=data["user"], what="consultations")
-        query_string = request.GET.copy()
-        query_string.pop("page", None)
+        query_string = without_position(request.GET)
         context.update(
             {
                 "subject": data["user"],
                 "start": data["start"],
                 "end": data["end"],
-                "total": sum(row.displays for row in rows),
-                "page": Paginator(rows, REPORT_PAGE_SIZE).get_page(request.GET.get("page")),
-                "query_string": query_string.urlencode(),
+                "companies": report.companies,
+                "total": report.displays,
+                "page": report.page,
+                "links": page_links(report.page, query_string),
+                "query_string": query_string,
             }
         )
     return render(request, "audit/access_report.html", context)
@@ -66,24 +73,28 @@ def access_report_csv(request):
     response["Content-Disposition"] = (
         f'attachment; filename="consultations_{name}_{data["start"]:%Y-%m-%d}_{data["end"]:%Y-%m-%d}.csv"'
     )
-    response.write("\ufeff")  # the BOM: Excel then reads UTF-8
-    writer = csv.writer(response, delimiter=";")
+    text = io.StringIO()
+    text.write("\ufeff")  # the BOM: Excel then reads UTF-8
+    writer = csv.writer(text, delimiter=";")
     writer.writerow(
         [_("Company"), _("SIRET"), _("Pilot sites"), _("Displays"), _("First display"), _("Last display")]
     )
-    for row in rows:
-        writer.writerow(
-            [
-                _cell(row.name if row.exists else _("Deleted company (no. %(id)s)") % {"id": row.company_id}),
-                _cell(row.siret),
-                _cell(", ".join(row.sites)),
-                row.displays,
-                _when(row.first),
-                _when(row.last),
-            ]
-        )
+    zone = timezone.get_current_timezone()
+    writer.writerows(
+        [
+            _cell(row.name if row.exists else _("Deleted company (no. %(id)s)") % {"id": row.company_id}),
+            _cell(row.siret),
+            _cell(", ".join(row.sites)),
+            row.displays,
+            _when(row.first, zone),
+            _when(row.last, zone),
+        ]
+        for row in rows
+    )
+    response.write(text.getvalue())  # one write, not one per row
     return response
 
 
-def _when(moment) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+def _when(moment, zone=None) -> str:
+    local = moment.astimezone(zone or timezone.get_current_timezone())
+    return f"{local.year:04d}-{local.month:02d}-{local.day:02d} {local.hour:02d}:{local.minute:02d}"

@@ -2,9 +2,10 @@
 
 The parts run one after the other, each in its own process (each empties the bench database and
 builds its own world): write_path (keys "write_path" and "audit_overhead"), claim_race,
-http_claim, notify, board. Each writes its key(s) to bench/results/latest.json; this runner adds
-"make_bench" (the duration of each part) and rewrites the summary table of docs/performance.md.
-The database and Redis are BENCH_DATABASE_URL and BENCH_REDIS_URL, as for each part.
+http_claim, notify, board, pages. Each writes its key(s) to bench/results/latest.json; this runner
+adds "make_bench" (the duration of each part) and rewrites the summary table of
+docs/performance.md. The database and Redis are BENCH_DATABASE_URL and BENCH_REDIS_URL, as for
+each part.
 
     python -m bench [--only write_path,claim_race]
 """
@@ -27,6 +28,7 @@ PARTS = {
     "http_claim": ["-m", "bench.http_claim"],
     "notify": ["-m", "bench.notify"],
     "board": ["-m", "bench.board"],
+    "pages": ["-m", "bench.pages"],
 }
 
 

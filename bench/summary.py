@@ -10,6 +10,7 @@ import sys
 
 from bench import board as board_bench
 from bench import http_claim as http_claim_bench
+from bench import pages as pages_bench
 from bench import write_path as write_bench
 from bench.notify import RESULTS, ROOT, TARGETS
 
@@ -124,6 +125,7 @@ def rows(results) -> list[str]:
                     c,
                 ),
             ]
+    out += page_rows(results.get("pages"))
     write = results.get("write_path")
     if write:
         c = write.get("context", {})
@@ -213,6 +215,60 @@ def rows(results) -> list[str]:
                 c,
             ),
         ]
+    return out
+
+
+PAGE_LABELS = {
+    "agenda_animator": "weekly review agenda (animator)",
+    "agenda_admin": "weekly review agenda (administrator)",
+    "case_list_first": "case list, first page",
+    "case_list_last": "case list, last page",
+    "search_name": "case search by company name",
+    "search_siret": "case search by SIRET",
+    "clefop": "CLEFOP report",
+    "access_report": "« Qui a vu quoi »",
+    "access_report_csv": "« Qui a vu quoi », CSV",
+    "case_page": "case page, long history",
+    "case_history": "its older events (history page)",
+    "board": "regional board",
+}
+
+
+def page_rows(pages) -> list[str]:
+    if not pages:
+        return []
+    c = pages.get("context", {})
+    sizes = sorted((k for k in pages if k.isdigit()), key=int)
+    if not sizes:
+        return []
+    big = pages[sizes[-1]]["pages"]
+    label = f"{int(sizes[-1]):,} cases"
+    out = []
+    for name, page in big.items():
+        target = pages_bench.target_of(name)
+        out.append(
+            _row(
+                "pages",
+                f"{PAGE_LABELS.get(name, name)} p95, {label}",
+                f"{_fmt(page['p95_ms'])} ms",
+                f"p50 {_fmt(page['p50_ms'])} ms, {page['queries']} queries",
+                f"≤ {target:g} ms",
+                page["p95_ms"] <= target,
+                c,
+            )
+        )
+    counts = {name: {pages[s]["pages"].get(name, {}).get("queries") for s in sizes} for name in big}
+    out.append(
+        _row(
+            "pages",
+            "queries of each page, every size",
+            "equal" if all(len(v) == 1 for v in counts.values()) else "differ",
+            ", ".join(f"{name} {'/'.join(str(q) for q in sorted(v, key=str))}" for name, v in counts.items()),
+            "the same",
+            all(len(v) == 1 for v in counts.values()),
+            c,
+        )
+    )
     return out
 
 

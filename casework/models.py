@@ -371,6 +371,22 @@ class Case(ConcurrentTransitionMixin, models.Model):
                 name="case_board_idx",
             ),
             models.Index(fields=["state", "red_at"], name="case_board_order_idx"),
+            # The weekly review's cases idle the longest, and how many there are: an index-only range
+            # scan of the site's open cases (cockpit.review).
+            models.Index(
+                fields=["site", "last_activity_at"],
+                include=["id"],
+                condition=Q(state__in=OPEN_CASE_STATES),
+                name="case_idle_idx",
+            ),
+            # The CLEFOP report's and the weekly review's counts over a site's cases (proposed,
+            # enrolled, closed in a period, by outcome; the company of each need): read from this index
+            # alone on PostgreSQL instead of the cases' rows.
+            models.Index(
+                fields=["site"],
+                include=["id", "company", "created_at", "enrolled_at", "closed_at", "state", "outcome"],
+                name="case_report_idx",
+            ),
         ]
 
     def __str__(self):

@@ -39,10 +39,15 @@ def case_get(*, user: User, public_id) -> Case:
     )
 
 
+# The latest comments shown in full on the case page; the older ones are in its history.
+COMMENTS_SHOWN = 20
+
+
 def case_detail(case: Case, user: User) -> dict:
     """What the case page shows, in a fixed number of queries. `case` comes from `case_get`."""
     # Service requests live in `workflows`; reverse relations keep casework free of imports.
     requests = list(case.requests.select_related("provider").order_by("-opened_at"))
+    latest = list(case.comments.select_related("author").order_by("-created_at", "-id")[: COMMENTS_SHOWN + 1])
     return {
         "needs": list(case.needs.all()),
         "interventions": list(case.interventions.select_related("owner", "owner_organisation")),
@@ -50,7 +55,8 @@ def case_detail(case: Case, user: User) -> dict:
         "contacts": list(case.company.contacts.all()),
         "requests": requests,
         "escalations": list(case.escalations.select_related("raised_by", "decided_by")),
-        "comments": list(case.comments.select_related("author")),
+        "comments": latest[:COMMENTS_SHOWN][::-1],
+        "older_comments": len(latest) > COMMENTS_SHOWN,
     }
 
 

@@ -1,25 +1,30 @@
 """The case's timeline: one chronological list, most recent first, of what happened on a case —
 state changes, the company's consent, needs and their edits, requests and each of their steps,
 interventions, comments, escalations, referent handovers — each with its date, its actor and a
-French sentence.
+French sentence. It is read a page at a time: the case page shows the latest TIMELINE_PAGE items,
+the history page (« Voir les événements plus anciens ») HISTORY_PAGE items at a time, each page
+from where the previous one ended (`Position`), never by an offset.
 
-Each *source* is a function `source(case, viewer, limit) -> list[TimelineItem]` that reads one
-kind of record in a fixed number of queries (never one per row) and returns at most the latest
-`limit` rows' items. casework's own sources are below; other apps add theirs through
-`register_source` (workflows does it in `WorkflowsConfig.ready()`), so casework imports nothing
-from them. `case_timeline` merges the sources, sorts and keeps the latest `TIMELINE_LIMIT` items.
+Each *source* is a function `source(case, viewer, limit, before) -> Batch` that reads one kind of
+record in a fixed number of queries (never one per row): the latest `limit` rows older than
+`before` (`Before.q` writes that condition on the source's date and id), and their items. casework's
+own sources are below; other apps add theirs through `register_source` (workflows does it in
+`WorkflowsConfig.ready()`), so casework imports nothing from them. `case_timeline` merges the
+sources' batches, sorts and keeps the latest items. A source that read its whole `limit` says
+where its rows stop (`Batch.floor`): the merge keeps nothing older than the highest floor, so a
+source whose rows give no item (an audit entry that changes no listed field) never lets an item
+of its own be skipped; it is on the next page.
 
 The case must come from the viewer's scoped queryset (`selectors.case_get`): the sources read
 only rows of that case. What a source shows is what the case page already shows to any of its
 readers, except the audit trail's field changes (former values): those go to the people who
 answer for the case only — its referent, the animators of its site, platform administrators."""
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from django.db.models import Q
-from django.db.models.functions import Coalesce
 from django.utils import formats
 from django.utils.text import capfirst, format_lazy
 from django.utils.translation import gettext
@@ -28,7 +33,9 @@ from django.utils.translation import gettext_lazy as _
 from casework import rules
 from casework.models import Case, CaseComment, CaseTransition, Handover, HandoverStatus, Need, User
 
-TIMELINE_LIMIT = 200
+# Items on the case page, and on each page of its history.
+TIMELINE_PAGE = 30
+HISTORY_PAGE = 50
 EXCERPT_LENGTH = 280
 SHORT_VALUE_LENGTH = 80
 
@@ -75,6 +82,11 @@ class TimelineItem:
     url: str = ""
     # Tie-break between items of the same instant: the row's id (a later row, a later step).
     order: int = 0
+    # Between items of the same instant and id (rows of two tables): the source's rank (set by
+    # `case_timeline`).
+    rank: int = 0
+    # The whole text when `details` is an excerpt of it (a long comment): the history page shows it.
+    full_details: str = ""
 
     @property
     def icon(self) -> str:
@@ -84,15 +96,91 @@ class TimelineItem:
     def badge(self) -> str:
         return str(KINDS[self.kind][1])
 
+    @property
+    def key(self) -> tuple:
+        """The item's place in the order, the latest being the greatest."""
+        return (self.at, self.order, self.rank)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page of the timeline ended: the key of its last (oldest) item."""
+
+    at: datetime
+    order: int
+    rank: int
+
+    def cursor(self) -> str:
+        from casework.pagination import encode_cursor
+
+        return encode_cursor([self.at, self.order, self.rank])
+
+    @classmethod
+    def from_cursor(cls, text: str) -> "Position":
+        """ValueError when `text` is not a position."""
+        from casework.pagination import decode_cursor
+
+        at, order, rank = decode_cursor(text, 3)
+        if not isinstance(at, datetime) or type(order) is not int or type(rank) is not int:
+            raise ValueError("not a position")
+        return cls(at, order, rank)
+
+
+@dataclass(frozen=True)
+class Before:
+    """The older side of a position, for the source of rank `rank` (all of it when `position` is
+    None): what comes after the position in the timeline's order (date, id, rank — descending)."""
+
+    position: Position | None = None
+    rank: int = 0
+
+    def q(self, at: str, pk: str = "pk") -> Q:
+        """The rows of this source older than the position, on their date `at` and id `pk`."""
+        if self.position is None:
+            return Q()
+        same_row_lookup = "lte" if self.rank < self.position.rank else "lt"
+        return Q(**{f"{at}__lt": self.position.at}) | Q(
+            **{at: self.position.at, f"{pk}__{same_row_lookup}": self.position.order}
+        )
+
+    def admits(self, at: datetime, order: int = 0) -> bool:
+        return self.position is None or (at, order, self.rank) < (
+            self.position.at,
+            self.position.order,
+            self.position.rank,
+        )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What a source read: its items, and where its rows stop (`floor`: the date and id of the
+    oldest row read) when it read its whole `limit` — older rows may remain. None: nothing older."""
+
+    items: list
+    floor: tuple | None = None
+
+
+def batch(rows, limit: int, at: str, make) -> Batch:
+    """The batch of `rows` (a source's query, at most `limit` rows, latest first): `make(row)` gives
+    the row's items (a list)."""
+    rows = list(rows)
+    items = [item for row in rows for item in make(row)]
+    floor = (getattr(rows[-1], at), rows[-1].pk) if len(rows) >= limit else None
+    return Batch(items, floor)
+
 
 @dataclass(frozen=True)
 class Timeline:
     items: list[TimelineItem]
-    capped: bool
-    limit: int
+    # There are older items: `older` is where the next page starts.
+    older: Position | None = None
+
+    @property
+    def older_cursor(self) -> str:
+        return self.older.cursor() if self.older else ""
 
 
-Source = Callable[[Case, User, int], Iterable[TimelineItem]]
+Source = Callable[[Case, User, int, Before], Batch]
 _registered: list[Source] = []
 
 
@@ -121,14 +209,31 @@ def excerpt(text: str, length: int = EXCERPT_LENGTH) -> str:
     return text if len(text) <= length else text[: length - 1].rstrip() + "…"
 
 
-def case_timeline(case: Case, viewer: User, limit: int = TIMELINE_LIMIT) -> Timeline:
-    """The latest `limit` items of every source, most recent first. Each source returns at most
-    `limit + 1` rows' items, so more than `limit` items in all means some were left out."""
+def case_timeline(
+    case: Case, viewer: User, limit: int = TIMELINE_PAGE, before: Position | None = None
+) -> Timeline:
+    """The latest `limit` items older than `before` (from the latest when None), most recent
+    first, and where the next page starts if there are older items. Each source reads at most
+    `limit + 1` rows: more than `limit` items in all, or a source with rows left, means more."""
     items: list[TimelineItem] = []
-    for source in (*CASEWORK_SOURCES, *_registered):
-        items.extend(source(case, viewer, limit + 1))
-    items.sort(key=lambda item: (item.at, item.order), reverse=True)
-    return Timeline(items=items[:limit], capped=len(items) > limit, limit=limit)
+    floors = []
+    for rank, source in enumerate((*CASEWORK_SOURCES, *_registered)):
+        found = source(case, viewer, limit + 1, Before(before, rank))
+        items.extend(replace(item, rank=rank) for item in found.items)
+        if found.floor is not None:
+            floors.append((*found.floor, rank))
+    if floors:
+        # Past a source's floor, that source may have rows it did not read: stop there.
+        highest = max(floors)
+        items = [item for item in items if (item.at, item.order) >= highest[:2]]
+    items.sort(key=lambda item: item.key, reverse=True)
+    shown = items[:limit]
+    older = None
+    if shown and (len(items) > limit or floors):
+        older = Position(shown[-1].at, shown[-1].order, shown[-1].rank)
+    elif floors:  # rows read, none of them an item (changes of unlisted fields): go on past them
+        older = Position(*max(floors))
+    return Timeline(items=shown, older=older)
 
 
 # --- casework's sources ------------------------------------------------------------------------------
@@ -147,16 +252,20 @@ TRANSITION_TEXTS = {
 DECISION_TRANSITIONS = ("enrol", "refuse", "handover")
 
 
-def transitions(case: Case, viewer: User, limit: int) -> list[TimelineItem]:
+def transitions(case: Case, viewer: User, limit: int, before: Before) -> Batch:
     """State changes (proposal, enrolment decision, diagnosis… closing) and accepted handovers,
     with their reason or comment: one query."""
-    rows = CaseTransition.objects.filter(case=case).select_related("actor").order_by("-at", "-id")[:limit]
-    items = []
-    for step in rows:
+    rows = (
+        CaseTransition.objects.filter(before.q("at"), case=case)
+        .select_related("actor")
+        .order_by("-at", "-id")[:limit]
+    )
+
+    def make(step):
         text = TRANSITION_TEXTS.get(step.name)
         if text is None:
             text = format_lazy(_("Case moved to “{state}”"), state=step.get_target_display())
-        items.append(
+        return [
             TimelineItem(
                 at=step.at,
                 kind="decision" if step.name in DECISION_TRANSITIONS else "case",
@@ -166,47 +275,58 @@ def transitions(case: Case, viewer: User, limit: int) -> list[TimelineItem]:
                 details=step.comment,
                 order=step.pk,
             )
-        )
-    return items
+        ]
+
+    return batch(rows, limit, "at", make)
 
 
-def consent(case: Case, viewer: User, limit: int) -> list[TimelineItem]:
+def consent(case: Case, viewer: User, limit: int, before: Before) -> Batch:
     """The company's consent, as the page shows it (no query: read with the case)."""
-    if case.consent_recorded_at is None:
-        return []
-    return [
-        TimelineItem(
-            at=case.consent_recorded_at,
-            kind="case",
-            text=gettext("Company's consent recorded (text version %(version)s)")
-            % {"version": case.consent_text_version or "—"},
-            actor=actor_name(case.consent_recorded_by),
-            automatic=is_system(case.consent_recorded_by),
-        )
-    ]
+    if case.consent_recorded_at is None or not before.admits(case.consent_recorded_at):
+        return Batch([])
+    return Batch(
+        [
+            TimelineItem(
+                at=case.consent_recorded_at,
+                kind="case",
+                text=gettext("Company's consent recorded (text version %(version)s)")
+                % {"version": case.consent_text_version or "—"},
+                actor=actor_name(case.consent_recorded_by),
+                automatic=is_system(case.consent_recorded_by),
+            )
+        ]
+    )
 
 
-def needs(case: Case, viewer: User, limit: int) -> list[TimelineItem]:
+def needs(case: Case, viewer: User, limit: int, before: Before) -> Batch:
     """Each need's recording: one query."""
-    rows = Need.objects.filter(case=case).select_related("created_by").order_by("-created_at", "-id")[:limit]
-    return [
-        TimelineItem(
-            at=need.created_at,
-            kind="need",
-            text=gettext("Need recorded: %(category)s") % {"category": need.get_category_display()},
-            actor=actor_name(need.created_by),
-            automatic=is_system(need.created_by),
-            order=need.pk,
-        )
-        for need in rows
-    ]
+    rows = (
+        Need.objects.filter(before.q("created_at"), case=case)
+        .select_related("created_by")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    return batch(
+        rows,
+        limit,
+        "created_at",
+        lambda need: [
+            TimelineItem(
+                at=need.created_at,
+                kind="need",
+                text=gettext("Need recorded: %(category)s") % {"category": need.get_category_display()},
+                actor=actor_name(need.created_by),
+                automatic=is_system(need.created_by),
+                order=need.pk,
+            )
+        ],
+    )
 
 
-def comments(case: Case, viewer: User, limit: int) -> list[TimelineItem]:
+def comments(case: Case, viewer: User, limit: int, before: Before) -> Batch:
     """Comments, an excerpt and whom they mention: two queries, whether there are comments or not
     (the mentions of the same latest comments, read by a subquery). The link leads to the whole
-    comment in the « Commentaires » section."""
-    latest = CaseComment.objects.filter(case=case).order_by("-created_at", "-id")
+    comment in the « Commentaires » section; the whole text rides along for the history page."""
+    latest = CaseComment.objects.filter(before.q("created_at"), case=case).order_by("-created_at", "-id")
     rows = list(latest.select_related("author")[:limit])
     mentioned: dict[int, list[str]] = {}
     for link in (
@@ -215,12 +335,13 @@ def comments(case: Case, viewer: User, limit: int) -> list[TimelineItem]:
         .order_by("user__last_name", "user__first_name", "user_id")
     ):
         mentioned.setdefault(link.casecomment_id, []).append(actor_name(link.user))
-    items = []
-    for comment in rows:
-        details = excerpt(comment.body)
+
+    def make(comment):
+        details, full = excerpt(comment.body), comment.body.strip()
         if comment.pk in mentioned:
-            details += "\n" + gettext("Mentions: %(names)s") % {"names": ", ".join(mentioned[comment.pk])}
-        items.append(
+            mentions = "\n" + gettext("Mentions: %(names)s") % {"names": ", ".join(mentioned[comment.pk])}
+            details, full = details + mentions, full + mentions
+        return [
             TimelineItem(
                 at=comment.created_at,
                 kind="comment",
@@ -228,30 +349,29 @@ def comments(case: Case, viewer: User, limit: int) -> list[TimelineItem]:
                 actor=actor_name(comment.author),
                 automatic=is_system(comment.author),
                 details=details,
+                full_details=full if full != details else "",
                 url=f"#commentaire-{comment.pk}",
                 order=comment.pk,
             )
-        )
-    return items
+        ]
+
+    return batch(rows, limit, "created_at", make)
 
 
-def handovers(case: Case, viewer: User, limit: int) -> list[TimelineItem]:
-    """Referent handovers: the proposal, and its refusal or cancellation (an acceptance is the
-    `handover` transition). Two queries: the handovers, and the audit trail's change entries that
-    name who cancelled one (the handover row does not record it)."""
-    rows = list(
-        Handover.objects.filter(case=case)
-        .select_related("to_user", "to_organisation", "proposed_by")
-        .order_by(Coalesce("decided_at", "proposed_at").desc(), "-id")[:limit]
-    )
-    cancelled_by = _who_cancelled(case)
+def handover_proposals(case: Case, viewer: User, limit: int, before: Before) -> Batch:
+    """Referent handovers proposed (an acceptance is the `handover` transition): one query."""
     answers_for_case = may_read_changes(case, viewer)
-    items = []
-    for handover in rows:
+    rows = (
+        Handover.objects.filter(before.q("proposed_at"), case=case)
+        .select_related("to_user", "to_organisation", "proposed_by")
+        .order_by("-proposed_at", "-id")[:limit]
+    )
+
+    def make(handover):
         # The message (and a refusal's reason, appended to it) is shown on the page while the
         # handover waits; afterwards, only to those who answer for the case and to its parties.
         parties = (handover.from_user_id, handover.to_user_id, handover.proposed_by_id)
-        items.append(
+        return [
             TimelineItem(
                 at=handover.proposed_at,
                 kind="decision",
@@ -263,11 +383,29 @@ def handovers(case: Case, viewer: User, limit: int) -> list[TimelineItem]:
                 else "",
                 order=handover.pk,
             )
+        ]
+
+    return batch(rows, limit, "proposed_at", make)
+
+
+def handover_answers(case: Case, viewer: User, limit: int, before: Before) -> Batch:
+    """Referent handovers declined or cancelled: two queries, the handovers and the audit trail's
+    change entries that name who cancelled one (the handover row does not record it)."""
+    rows = (
+        Handover.objects.filter(
+            before.q("decided_at"),
+            case=case,
+            status__in=(HandoverStatus.DECLINED, HandoverStatus.CANCELLED),
+            decided_at__isnull=False,
         )
-        if handover.decided_at is None:
-            continue
+        .select_related("to_user")
+        .order_by("-decided_at", "-id")[:limit]
+    )
+    cancelled_by = _who_cancelled(case)
+
+    def make(handover):
         if handover.status == HandoverStatus.DECLINED:
-            items.append(
+            return [
                 TimelineItem(
                     at=handover.decided_at,
                     kind="decision",
@@ -276,20 +414,20 @@ def handovers(case: Case, viewer: User, limit: int) -> list[TimelineItem]:
                     actor=actor_name(handover.to_user),
                     order=handover.pk,
                 )
+            ]
+        actor = cancelled_by.get(handover.pk)
+        return [
+            TimelineItem(
+                at=handover.decided_at,
+                kind="decision",
+                text=gettext("Referent handover cancelled"),
+                actor=actor_name(actor) if actor is not None else "—",
+                automatic=actor is not None and is_system(actor),
+                order=handover.pk,
             )
-        elif handover.status == HandoverStatus.CANCELLED:
-            actor = cancelled_by.get(handover.pk)
-            items.append(
-                TimelineItem(
-                    at=handover.decided_at,
-                    kind="decision",
-                    text=gettext("Referent handover cancelled"),
-                    actor=actor_name(actor) if actor is not None else "—",
-                    automatic=actor is not None and is_system(actor),
-                    order=handover.pk,
-                )
-            )
-    return items
+        ]
+
+    return batch(rows, limit, "decided_at", make)
 
 
 def _who_cancelled(case: Case) -> dict[int, User]:
@@ -394,12 +532,12 @@ def may_read_changes(case: Case, viewer: User) -> bool:
     return bool(getattr(viewer, "is_platform_admin", False)) or rules.is_referent_or_animator(case, viewer)
 
 
-def field_changes(case: Case, viewer: User, limit: int) -> list[TimelineItem]:
+def field_changes(case: Case, viewer: User, limit: int, before: Before) -> Batch:
     """Edits of the case's and its needs' business fields, from the audit trail's change chain (old →
     new for short fields, the name only for long texts): one query. Only this case's rows and its
     needs' rows are read; entries that change none of the listed fields are left out in SQL."""
     if not may_read_changes(case, viewer):
-        return []
+        return Batch([])
     from django.contrib.contenttypes.models import ContentType
 
     from audit.models import AuditEntry
@@ -415,22 +553,22 @@ def field_changes(case: Case, viewer: User, limit: int) -> list[TimelineItem]:
         of_case = Q(pk__in=[])
     of_needs = Q(content_type=types[Need], object_id__in=Need.objects.filter(case=case).values("pk"))
     entries = (
-        AuditEntry.objects.filter(of_case | of_needs, action=AuditEntry.Action.UPDATE)
+        AuditEntry.objects.filter(of_case | of_needs, before.q("timestamp"), action=AuditEntry.Action.UPDATE)
         .select_related("actor")
         .order_by("-timestamp", "-pk")[:limit]
     )
     need_type_id = types[Need].pk
-    items = []
-    for entry in entries:
+
+    def make(entry):
         model = Need if entry.content_type_id == need_type_id else Case
         listed = _changes(model, entry.changes)
         if not listed:
-            continue
+            return []
         if model is Need:
             text = gettext("Need changed: %(need)s") % {"need": entry.object_repr}
         else:
             text = gettext("Case details changed")
-        items.append(
+        return [
             TimelineItem(
                 at=entry.timestamp,
                 kind="change",
@@ -440,8 +578,17 @@ def field_changes(case: Case, viewer: User, limit: int) -> list[TimelineItem]:
                 changes=listed,
                 order=entry.pk,
             )
-        )
-    return items
+        ]
+
+    return batch(entries, limit, "timestamp", make)
 
 
-CASEWORK_SOURCES: tuple[Source, ...] = (transitions, consent, needs, comments, handovers, field_changes)
+CASEWORK_SOURCES: tuple[Source, ...] = (
+    transitions,
+    consent,
+    needs,
+    comments,
+    handover_proposals,
+    handover_answers,
+    field_changes,
+)

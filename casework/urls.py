@@ -8,6 +8,7 @@ urlpatterns = [
     path("dossiers/", views.case_list, name="case_list"),
     path("dossiers/nouveau/", views.case_propose, name="case_propose"),
     path("dossiers/<uuid:public_id>/", views.case_detail, name="case_detail"),
+    path("dossiers/<uuid:public_id>/historique/", views.case_history, name="case_history"),
     path("dossiers/<uuid:public_id>/consentement/", views.case_consent, name="case_consent"),
     path(
         "dossiers/<uuid:public_id>/action/<slug:name>/",

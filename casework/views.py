@@ -16,8 +16,8 @@ from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.selectors import viewers_of
-from audit.services import record_access
-from casework import rules, selectors, services
+from audit.services import is_live_refresh, record_access
+from casework import pagination, rules, selectors, services
 from casework.enums import CaseOutcome
 from casework.exceptions import BusinessRuleError
 from casework.forms import (
@@ -31,6 +31,7 @@ from casework.forms import (
     TransitionForm,
 )
 from casework.models import Need, PilotSite
+from casework.timeline import HISTORY_PAGE, Position, case_timeline
 
 
 @require_GET
@@ -81,6 +82,10 @@ def charter(request):
     )
 
 
+# The case list's order (Case.Meta.ordering: the latest activity first), for its keyset pagination.
+CASE_LIST_ORDER = [pagination.Key("last_activity_at", descending=True), pagination.Key("id", descending=True)]
+
+
 @require_GET
 def case_list(request):
     sites = selectors.sites_for_filter(request.user)
@@ -94,10 +99,18 @@ def case_list(request):
         )
     elif form.is_bound:
         messages.error(request, _("The filters are not valid; all cases are shown."))
-    page = Paginator(cases, settings.CASE_LIST_PAGE_SIZE).get_page(request.GET.get("page"))
-    query_string = request.GET.copy()
-    query_string.pop("page", None)
-    context = {"form": form, "page": page, "query_string": query_string.urlencode()}
+    # Keyset pagination: the last page of 100,000 cases costs what the first does.
+    page = pagination.keyset_page(cases, CASE_LIST_ORDER, settings.CASE_LIST_PAGE_SIZE, request.GET)
+    if page.invalid:
+        messages.error(request, _("This page link is no longer valid: the first page is shown."))
+    query_string = pagination.without_position(request.GET)
+    context = {
+        "form": form,
+        "page": page,
+        "total": cases.count(),
+        "links": pagination.page_links(page, query_string),
+        "query_string": query_string,
+    }
     partial = request.htmx and not request.htmx.history_restore_request
     template = "casework/partials/case_table.html" if partial else "casework/case_list.html"
     response = render(request, template, context)
@@ -152,7 +165,8 @@ def case_propose(request):
 @require_GET
 def case_detail(request, public_id):
     case = selectors.case_get(user=request.user, public_id=public_id)
-    record_access(actor=request.user, instance=case, what="case_detail")
+    # The page's live part re-read after a notification is not a new display of the case.
+    record_access(actor=request.user, instance=case, what="case_detail", refresh=is_live_refresh(request))
     context = {
         "case": case,
         **selectors.case_detail(case, request.user),
@@ -186,6 +200,27 @@ def case_detail(request, public_id):
         "viewers": viewers_of(case) if rules.is_referent_or_animator(case, request.user) else None,
     }
     return render(request, "casework/case_detail.html", context)
+
+
+@require_GET
+def case_history(request, public_id):
+    """The case's whole history, HISTORY_PAGE events at a time from the latest (« Voir les
+    événements plus anciens »): each page starts where the previous one ended."""
+    case = selectors.case_get(user=request.user, public_id=public_id)
+    before, invalid = None, False
+    if request.GET.get("avant"):
+        try:
+            before = Position.from_cursor(request.GET["avant"])
+        except ValueError:
+            invalid = True
+            messages.error(request, _("This page link is no longer valid: the first page is shown."))
+    record_access(actor=request.user, instance=case, what="case_history", refresh=is_live_refresh(request))
+    context = {
+        "case": case,
+        "timeline": case_timeline(case, request.user, limit=HISTORY_PAGE, before=before),
+        "first_page": before is None and not invalid,
+    }
+    return render(request, "casework/case_history.html", context)
 
 
 def _comment_context(case, user, form=None) -> dict:
@@ -290,7 +325,9 @@ def need_edit(request, public_id, need_id):
 @require_GET
 def company_detail(request, public_id):
     company = selectors.company_get(user=request.user, public_id=public_id)
-    record_access(actor=request.user, instance=company, what="company_detail")
+    record_access(
+        actor=request.user, instance=company, what="company_detail", refresh=is_live_refresh(request)
+    )
     return render(
         request,
         "casework/company_detail.html",

@@ -185,6 +185,17 @@ def _within(name: str, bounds) -> Q:
     return Q(**{f"{name}__gte": low, f"{name}__lt": high})
 
 
+def _in_either_period(bounds, *names) -> Q:
+    """Rows with one of the dates `names` in one of the two periods (which follow each other: one
+    range), the only rows the aggregates count: a query reads the periods' rows rather than the
+    sites' whole history."""
+    whole = (min(low for low, _high in bounds.values()), max(high for _low, high in bounds.values()))
+    condition = Q()
+    for name in names:
+        condition |= _within(name, whole)
+    return condition
+
+
 class _Builder:
     def __init__(self, masked: bool):
         self.masked = masked
@@ -252,7 +263,11 @@ def _companies_section(build, site_ids, bounds) -> Section:
             aggregates[f"closed_{outcome}_c_{period}"] = Count(
                 "company", distinct=True, filter=closed & Q(outcome=outcome)
             )
-    data = Case.objects.filter(site_id__in=site_ids).aggregate(**aggregates)
+    data = (
+        Case.objects.filter(site_id__in=site_ids)
+        .filter(_in_either_period(bounds, "created_at", "enrolled_at", "closed_at"))
+        .aggregate(**aggregates)
+    )
     # A count of companies: the value is its own company count.
     data.update({key.replace("_c_", "_"): value for key, value in list(data.items())})
     section = Section("companies", str(_("Companies")))
@@ -287,7 +302,7 @@ def _category_rows(build, prefix, rows, total, label_total) -> list:
 
 def _needs_section(build, site_ids, bounds) -> Section:
     """Two queries: needs by category, and the total (its companies are not a sum)."""
-    needs = Need.objects.filter(case__site_id__in=site_ids)
+    needs = Need.objects.filter(_in_either_period(bounds, "created_at"), case__site_id__in=site_ids)
     aggregates = _by_category_aggregates(bounds, "created_at", "case__company")
     rows = needs.order_by().values("category").annotate(**aggregates)
     total = needs.aggregate(**aggregates)

@@ -6,12 +6,16 @@ Reasons: new proposals and enrolments, requests waiting for a partner's answer, 
 their response deadline, declines, escalations raised or still waiting for a decision, interventions
 planned for the coming week, and cases without activity for 14 days. Carried over from the
 previous reviews: the items the last closed review recorded nothing on, and every action item
-still open. A fixed number of queries (one per kind of reason) whatever the size of the site."""
+still open. A fixed number of queries (one per kind of reason) whatever the size of the site, and
+a bounded agenda: each query lists at most REASON_LIMIT rows, the most pressing first (the cases
+idle the longest, the requests overdue first...), and counts the rest in the same query (a window
+count), which the page names (`Agenda.left_out`). A site with 12,000 idle cases gets the 100 idle
+the longest, not 12,000 items nobody could discuss in a meeting."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, F, Prefetch, Q, Window
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -48,6 +52,11 @@ CARRIED, ACTION, PROPOSED, ENROLLED, OVERDUE, DECLINED, ESCALATION, WAITING, INT
 ORDER = [CARRIED, ACTION, PROPOSED, ENROLLED, OVERDUE, DECLINED, ESCALATION, WAITING, INTERVENTION, IDLE_CASE]
 # With no previous review recorded, the agenda covers the last week.
 DEFAULT_WINDOW_DAYS = 7
+# At most this many rows per query of the agenda (per group of reasons below).
+REASON_LIMIT = 100
+# The groups of reasons read by one query each: what `Agenda.left_out` names.
+NEW, REQUESTS = "new", "requests"
+GROUPS = [CARRIED, ACTION, NEW, REQUESTS, DECLINED, ESCALATION, INTERVENTION, IDLE_CASE]
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,11 @@ class Reason:
     text: str
     url: str
     entry_id: int | None = None  # the open action item an `action` reason is about
+
+
+# The url of a reason that links to its case's page, until the case's public id is read (once per
+# item, with the company's name, by the agenda's last query).
+CASE_PAGE = ""
 
 
 @dataclass
@@ -71,39 +85,98 @@ class AgendaItem:
         return reverse("case_detail", kwargs={"public_id": self.case_public_id})
 
 
+class Agenda(list):
+    """The agenda's items, and `left_out`: {group: rows in all} for each group of reasons that had
+    more than REASON_LIMIT rows (only the first REASON_LIMIT are listed)."""
+
+    def __init__(self, items=(), left_out=None):
+        super().__init__(items)
+        self.left_out = left_out or {}
+
+    @property
+    def notes(self) -> list[str]:
+        """What was left out, in French, in the order of GROUPS."""
+        texts = {
+            CARRIED: _("%(total)s items carried over from the last review: the first %(limit)s are listed."),
+            ACTION: _("%(total)s open action items: the %(limit)s due soonest are listed."),
+            NEW: _("%(total)s companies proposed or enrolled in the period: the first %(limit)s are listed."),
+            REQUESTS: _(
+                "%(total)s requests waiting for a partner or past their deadline: the %(limit)s due "
+                "soonest are listed."
+            ),
+            DECLINED: _("%(total)s declines in the period: the latest %(limit)s are listed."),
+            ESCALATION: _("%(total)s escalations: the oldest %(limit)s are listed."),
+            INTERVENTION: _(
+                "%(total)s interventions planned in the coming week: the first %(limit)s are listed."
+            ),
+            IDLE_CASE: _(
+                "%(total)s cases without activity for %(days)s days: the %(limit)s idle the longest are "
+                "listed; the status board shows them all."
+            ),
+        }
+        return [
+            texts[group] % {"total": self.left_out[group], "limit": REASON_LIMIT, "days": IDLE.days}
+            for group in GROUPS
+            if group in self.left_out
+        ]
+
+
+def _capped(queryset, group, left_out, *fields, order):
+    """The first REASON_LIMIT rows of `queryset` (`fields`, in `order`), in one query that also
+    counts every row (a window count); a group with more rows is recorded in `left_out`."""
+    rows = list(
+        queryset.annotate(_rows_in_all=Window(Count("pk")))
+        .order_by(*order)
+        .values_list(*fields, "_rows_in_all")[:REASON_LIMIT]
+    )
+    if rows and rows[0][-1] > len(rows):
+        left_out[group] = rows[0][-1]
+    return [row[:-1] for row in rows]
+
+
 def _request_url(public_id) -> str:
     return reverse("request_detail", kwargs={"public_id": public_id})
 
 
-def agenda(user, site, *, since: datetime, until: datetime) -> list[AgendaItem]:
+def agenda(user, site, *, since: datetime, until: datetime) -> Agenda:
     """The agenda of `site`'s review held at `until`, covering what happened since `since` (the
     previous review, or a week before). Only cases `user` may see."""
     return site_agenda(Case.objects.visible_to(user).filter(site=site), site, since=since, until=until)
 
 
-def site_agenda(cases, site, *, since: datetime, until: datetime) -> list[AgendaItem]:
+def site_agenda(cases, site, *, since: datetime, until: datetime) -> Agenda:
     """The agenda over `cases` (of `site`), for a caller that checked who may read them
     (`agenda` for a page, `cockpit.services.review_open` for the site's animators)."""
     items: dict[int, AgendaItem] = {}
+    left_out: dict[str, int] = {}
 
     def add(case_id, kind, text, url, entry_id=None):
         items.setdefault(case_id, AgendaItem("", "", "", case_id)).reasons.append(
             Reason(kind, text, url, entry_id)
         )
 
-    for case_id, public_id, created, enrolled in cases.filter(
-        Q(created_at__gte=since, created_at__lt=until) | Q(enrolled_at__gte=since, enrolled_at__lt=until)
-    ).values_list("pk", "public_id", "created_at", "enrolled_at"):
-        url = reverse("case_detail", kwargs={"public_id": public_id})
+    for case_id, created, enrolled in _capped(
+        cases.filter(
+            Q(created_at__gte=since, created_at__lt=until) | Q(enrolled_at__gte=since, enrolled_at__lt=until)
+        ),
+        NEW,
+        left_out,
+        *("pk", "created_at", "enrolled_at"),
+        order=("created_at", "pk"),
+    ):
         if since <= created < until:
-            add(case_id, PROPOSED, _("Proposed on %(date)s") % {"date": _day(created)}, url)
+            add(case_id, PROPOSED, _("Proposed on %(date)s") % {"date": _day(created)}, CASE_PAGE)
         if enrolled is not None and since <= enrolled < until:
-            add(case_id, ENROLLED, _("Enrolled on %(date)s") % {"date": _day(enrolled)}, url)
+            add(case_id, ENROLLED, _("Enrolled on %(date)s") % {"date": _day(enrolled)}, CASE_PAGE)
 
     requests = ServiceRequest.objects.filter(case__in=cases)
-    for case_id, public_id, category, overdue, deadline, provider in requests.filter(
-        Q(stage__in=PROVIDER_STATUSES) | Q(stage__in=OPEN_REQUEST_STATUSES, overdue=True)
-    ).values_list("case_id", "public_id", "category", "overdue", "deadline", "provider__name"):
+    for case_id, public_id, category, overdue, deadline, provider in _capped(
+        requests.filter(Q(stage__in=PROVIDER_STATUSES) | Q(stage__in=OPEN_REQUEST_STATUSES, overdue=True)),
+        REQUESTS,
+        left_out,
+        *("case_id", "public_id", "category", "overdue", "deadline", "provider__name"),
+        order=("-overdue", F("deadline").asc(nulls_last=True), "pk"),
+    ):
         label = _category(category)
         if overdue or (deadline is not None and deadline < until):
             text = _("Request “%(category)s” past its response deadline") % {"category": label}
@@ -116,10 +189,12 @@ def site_agenda(cases, site, *, since: datetime, until: datetime) -> list[Agenda
             }
             add(case_id, WAITING, text, _request_url(public_id))
 
-    for case_id, public_id, category, organisation, reason in RequestDecline.objects.filter(
-        request__case__in=cases, at__gte=since, at__lt=until
-    ).values_list(
-        "request__case_id", "request__public_id", "request__category", "organisation__name", "reason"
+    for case_id, public_id, category, organisation, reason in _capped(
+        RequestDecline.objects.filter(request__case__in=cases, at__gte=since, at__lt=until),
+        DECLINED,
+        left_out,
+        *("request__case_id", "request__public_id", "request__category", "organisation__name", "reason"),
+        order=("-at", "-pk"),
     ):
         text = _("Request “%(category)s” declined by %(organisation)s (%(reason)s)") % {
             "category": _category(category),
@@ -128,34 +203,50 @@ def site_agenda(cases, site, *, since: datetime, until: datetime) -> list[Agenda
         }
         add(case_id, DECLINED, text, _request_url(public_id))
 
-    for case_id, public_id, raised_at, decided_at in Escalation.objects.filter(
-        Q(raised_at__gte=since, raised_at__lt=until) | Q(decided_at__isnull=True), case__in=cases
-    ).values_list("case_id", "case__public_id", "raised_at", "decided_at"):
+    for case_id, raised_at, decided_at in _capped(
+        Escalation.objects.filter(
+            Q(raised_at__gte=since, raised_at__lt=until) | Q(decided_at__isnull=True), case__in=cases
+        ),
+        ESCALATION,
+        left_out,
+        *("case_id", "raised_at", "decided_at"),
+        order=("raised_at", "pk"),
+    ):
         text = (
             _("Escalation raised on %(date)s, waiting for a decision")
             if decided_at is None
             else _("Escalation raised on %(date)s")
         ) % {"date": _day(raised_at)}
-        add(case_id, ESCALATION, text, reverse("case_detail", kwargs={"public_id": public_id}))
+        add(case_id, ESCALATION, text, CASE_PAGE)
 
     first_day = timezone.localdate(until)
-    for case_id, public_id, kind, planned_on in Intervention.objects.filter(
-        case__in=cases,
-        status=InterventionStatus.PLANNED,
-        planned_on__gte=first_day,
-        planned_on__lt=first_day + timedelta(days=7),
-    ).values_list("case_id", "case__public_id", "kind", "planned_on"):
+    for case_id, kind, planned_on in _capped(
+        Intervention.objects.filter(
+            case__in=cases,
+            status=InterventionStatus.PLANNED,
+            planned_on__gte=first_day,
+            planned_on__lt=first_day + timedelta(days=7),
+        ),
+        INTERVENTION,
+        left_out,
+        *("case_id", "kind", "planned_on"),
+        order=("planned_on", "pk"),
+    ):
         text = _("%(kind)s planned on %(date)s") % {
             "kind": _intervention_kind(kind),
             "date": _day(planned_on),
         }
-        add(case_id, INTERVENTION, text, reverse("case_detail", kwargs={"public_id": public_id}))
+        add(case_id, INTERVENTION, text, CASE_PAGE)
 
-    for case_id, public_id, last in cases.filter(
-        state__in=OPEN_CASE_STATES, last_activity_at__lt=until - IDLE
-    ).values_list("pk", "public_id", "last_activity_at"):
+    for case_id, last in _capped(
+        cases.filter(state__in=OPEN_CASE_STATES, last_activity_at__lt=until - IDLE),
+        IDLE_CASE,
+        left_out,
+        *("pk", "last_activity_at"),
+        order=("last_activity_at", "pk"),
+    ):
         text = _("No activity since %(date)s") % {"date": _day(last)}
-        add(case_id, IDLE_CASE, text, reverse("case_detail", kwargs={"public_id": public_id}))
+        add(case_id, IDLE_CASE, text, CASE_PAGE)
 
     last = (
         WeeklyReview.objects.filter(site=site, status=WeeklyReview.Status.CLOSED, opened_at__lt=until)
@@ -163,29 +254,40 @@ def site_agenda(cases, site, *, since: datetime, until: datetime) -> list[Agenda
         .values("pk")[:1]
     )
     # Carried over: only the cases still under way (a closed case's items and actions are moot).
-    for case_id, public_id, opened_at in ReviewItem.objects.filter(
-        review__in=last, case__in=cases, case__state__in=OPEN_CASE_STATES, entries__isnull=True
-    ).values_list("case_id", "case__public_id", "review__opened_at"):
+    for case_id, opened_at in _capped(
+        ReviewItem.objects.filter(
+            review__in=last, case__in=cases, case__state__in=OPEN_CASE_STATES, entries__isnull=True
+        ),
+        CARRIED,
+        left_out,
+        *("case_id", "review__opened_at"),
+        order=("position", "pk"),
+    ):
         text = _("Nothing recorded at the review of %(date)s") % {"date": _day(opened_at)}
-        add(case_id, CARRIED, text, reverse("case_detail", kwargs={"public_id": public_id}))
+        add(case_id, CARRIED, text, CASE_PAGE)
 
     today = timezone.localdate(until)
-    for entry_id, case_id, public_id, text, due_on, first, last_name, username in ReviewEntry.objects.filter(
-        item__review__site=site,
-        item__case__in=cases,
-        item__case__state__in=OPEN_CASE_STATES,
-        kind=EntryKind.ACTION,
-        done_at__isnull=True,
-        item__review__opened_at__lt=until,
-    ).values_list(
-        "pk",
-        "item__case_id",
-        "item__case__public_id",
-        "text",
-        "due_on",
-        "owner__first_name",
-        "owner__last_name",
-        "owner__username",
+    for entry_id, case_id, text, due_on, first, last_name, username in _capped(
+        ReviewEntry.objects.filter(
+            item__review__site=site,
+            item__case__in=cases,
+            item__case__state__in=OPEN_CASE_STATES,
+            kind=EntryKind.ACTION,
+            done_at__isnull=True,
+            item__review__opened_at__lt=until,
+        ),
+        ACTION,
+        left_out,
+        *(
+            "pk",
+            "item__case_id",
+            "text",
+            "due_on",
+            "owner__first_name",
+            "owner__last_name",
+            "owner__username",
+        ),
+        order=("due_on", "pk"),
     ):
         owner = f"{first} {last_name}".strip() or username
         template = (
@@ -194,10 +296,10 @@ def site_agenda(cases, site, *, since: datetime, until: datetime) -> list[Agenda
             else _("Action item carried by %(owner)s, due %(date)s: %(text)s")
         )
         text = template % {"owner": owner, "date": _day(due_on), "text": text}
-        add(case_id, ACTION, text, reverse("case_detail", kwargs={"public_id": public_id}), entry_id)
+        add(case_id, ACTION, text, CASE_PAGE, entry_id)
 
     if not items:
-        return []
+        return Agenda(left_out=left_out)
     for case_id, public_id, company, first, last, username in Case.objects.filter(pk__in=items).values_list(
         "pk",
         "public_id",
@@ -209,8 +311,14 @@ def site_agenda(cases, site, *, since: datetime, until: datetime) -> list[Agenda
         item = items[case_id]
         item.case_public_id, item.company = str(public_id), company
         item.referent = f"{first} {last}".strip() or username
-        item.reasons.sort(key=lambda reason: ORDER.index(reason.kind))
-    return sorted(items.values(), key=lambda item: (item.company.casefold(), item.case_public_id))
+        page = item.url
+        item.reasons = sorted(
+            (replace(reason, url=page) if reason.url == CASE_PAGE else reason for reason in item.reasons),
+            key=lambda reason: ORDER.index(reason.kind),
+        )
+    return Agenda(
+        sorted(items.values(), key=lambda item: (item.company.casefold(), item.case_public_id)), left_out
+    )
 
 
 def _day(moment) -> str:

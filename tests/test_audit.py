@@ -294,3 +294,50 @@ def test_who_saw_the_case_lists_each_person_once_however_often_others_reload_it(
     assert viewers.count("<li>") == 3  # the referent now, the animator, the partner
     assert "Paula Partenaire — 1 consultation" in viewers
     assert f"{animator} — 35 consultations" in viewers
+
+
+def test_live_refreshes_of_the_case_page_are_not_counted_as_displays(client, login, referent, animator, site):
+    """Opening a case 5 times shows 5 in « Qui a consulté ce dossier », however often the page's
+    live part was re-read in place meanwhile (htmx, after a notification). The refreshes stay in
+    the trail, flagged; htmx's history restore (back to the page, no copy kept) is a display."""
+    case = CaseFactory(site=site, referent=referent, active=True)
+    url = reverse("case_detail", kwargs={"public_id": case.public_id})
+    login(client, animator)
+    for _ in range(4):
+        assert client.get(url).status_code == 200
+        assert client.get(url, HTTP_HX_REQUEST="true").status_code == 200
+    assert client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true").status_code == 200
+    page = login(client, referent).get(url).content.decode()
+    viewers = page.split("data-viewers>")[1].split("</ul>")[0]
+    assert f"{animator} — 5 consultations" in viewers
+    entries = entries_for(case, AuditEntry.Action.ACCESS).filter(actor=animator)
+    assert entries.count() == 9
+    assert [entry.additional_data for entry in entries].count({"page": "case_detail", "refresh": True}) == 4
+    assert chain.verify() == []
+
+
+def test_someone_who_only_refreshed_the_case_page_is_still_listed(client, login, referent, animator, site):
+    """An `HX-Request` header is easy to forge: a reader who never displayed the page is still
+    named, with no display counted."""
+    case = CaseFactory(site=site, referent=referent, active=True)
+    url = reverse("case_detail", kwargs={"public_id": case.public_id})
+    assert login(client, animator).get(url, HTTP_HX_REQUEST="true").status_code == 200
+    page = login(client, referent).get(url).content.decode()
+    viewers = page.split("data-viewers>")[1].split("</ul>")[0]
+    assert f"{animator} — seulement des actualisations de la page" in viewers
+
+
+def test_live_refreshes_are_not_counted_in_the_access_report(client, login, referent, site, admin_user):
+    from django.utils import timezone
+
+    from audit import selectors
+
+    case = CaseFactory(site=site, referent=referent, active=True)
+    url = reverse("case_detail", kwargs={"public_id": case.public_id})
+    login(client, referent)
+    for _ in range(2):
+        client.get(url)
+        client.get(url, HTTP_HX_REQUEST="true")
+    today = timezone.localdate()
+    [row] = selectors.companies_seen_by(referent, start=today, end=today)
+    assert row.displays == 2

@@ -3,6 +3,7 @@ of a user's displays (page and CSV export), built from the access chain of the a
 
 import csv
 import io
+import re
 from datetime import date, datetime, time, timedelta
 
 import pytest
@@ -316,11 +317,42 @@ def test_the_selector_reads_in_three_queries_whatever_the_volume(partner_case, d
     assert len(rows) == 13 and sum(row.displays for row in rows) == 1 + 72
 
 
-# Session, user, the looked-up user, the report's three reads, the administrator's own access entry
+def test_the_report_pages_by_keyset_and_counts_the_whole_period(client, login, partner_case, admin_user):
+    """60 companies: « Suivant » gives the 10 after the first 50, in the same order as the export;
+    the totals are the period's; a company deleted since comes last."""
+    from casework.models import Company
+    from tests.factories import CompanyFactory
+
+    _case, partner = partner_case
+    today = timezone.localdate()
+    _seen(partner, 59, 2, today)
+    gone = CompanyFactory(name="Aaa disparue")
+    display(partner, gone, at(today, 10))
+    Company.objects.filter(pk=gone.pk).delete()
+    whole = selectors.companies_seen_by(partner, start=today, end=today)
+    assert len(whole) == 60 and not whole[-1].exists and whole[-1].company_id == gone.pk
+    login(client, admin_user)
+    first = client.get(REPORT, query(partner, today, today))
+    html = first.content.decode()
+    assert "60 entreprises\u00a0; 119 consultations en tout." in html
+    rows = list(first.context["page"].object_list)
+    following = re.search(r'fr-pagination__link--next[^"]*" href="([^"]+)"', html).group(1)
+    following = following.replace("&amp;", "&")
+    assert "user=partenaire" in following
+    second = client.get(REPORT + following)
+    rows += list(second.context["page"].object_list)
+    assert [row.company_id for row in rows] == [row.company_id for row in whole]
+    assert "Entreprise supprimée" in second.content.decode()
+    assert "60 entreprises" in second.content.decode()
+    assert client.get(REPORT + following.replace("apres=", "apres=x")).status_code == 200
+
+
+# Session, user, the looked-up user, the report's three reads (the entries grouped by company, the
+# companies' names, the sites of the page's companies), the administrator's own access entry
 # (savepoint, last position of the access chain, insert, release); then the page's header: the
 # notification bell and the user's roles (memberships, animated sites, observed territories).
 REPORT_QUERIES = 14
-EXPORT_QUERIES = 10  # the same without the header
+EXPORT_QUERIES = 10  # the same without the header (and the sites of every company)
 
 
 @pytest.mark.parametrize(("url", "expected"), [(REPORT, REPORT_QUERIES), (EXPORT, EXPORT_QUERIES)])

@@ -89,6 +89,7 @@ MATRIX = {
         "POST": _by_role({"case_referent": 200, "other_referent": 200}, 302),
     },
     "case_detail": _case_readers(200, 405),
+    "case_history": _case_readers(200, 405),
     "case_consent": _case_readers(None, 302, method_not_allowed="GET"),
     "case_transition": _case_readers(None, 302, method_not_allowed="GET"),
     # Administrators read every case but do not edit needs: they are sent back to the case.
@@ -125,7 +126,7 @@ MATRIX["notification_preferences"] = {"GET": _by_role({}, 200), "POST": _by_role
 # Escalations and handovers: POST only, answered (302 with a message) to whoever sees the case.
 for _name in ("escalation_raise", "escalation_decide", "handover_propose", "handover_answer"):
     MATRIX[_name] = _case_readers(None, 302, method_not_allowed="GET")
-for _name in ("home", "case_list", "toolbox", "case_detail", "company_detail"):
+for _name in ("home", "case_list", "toolbox", "case_detail", "case_history", "company_detail"):
     MATRIX[_name]["POST"] = _by_role({}, 405)
 # « Who saw what »: platform administrators only, a 404 for everyone else (as a missing page). The
 # export without a valid query shows the form with its errors (200). Read-only: 405 to POST.
@@ -226,6 +227,7 @@ def world(site, other_site, referent, other_referent, agent, animator, observer,
     }
     kwargs = {
         "case_detail": {"public_id": case.public_id},
+        "case_history": {"public_id": case.public_id},
         "case_consent": {"public_id": case.public_id},
         "case_transition": {"public_id": case.public_id, "name": "withdraw"},
         "need_create": {"public_id": case.public_id},
@@ -288,7 +290,9 @@ def _without_tokens(content: bytes, path: str) -> bytes:
     return re.sub(rb'(csrfmiddlewaretoken" value="|X-CSRFToken": ")[^"]+', rb"\1", content)
 
 
-@pytest.mark.parametrize("url_name", ["case_detail", "need_create", "comment_add", "company_detail"])
+@pytest.mark.parametrize(
+    "url_name", ["case_detail", "case_history", "need_create", "comment_add", "company_detail"]
+)
 def test_forbidden_and_missing_give_the_same_404(client, world, url_name):
     """An outsider cannot tell an existing case from a missing one: same status, same page."""
     client.force_login(world["users"]["agent"])

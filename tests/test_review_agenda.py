@@ -209,3 +209,57 @@ def test_the_agenda_page_keeps_its_query_count(client, login, week, animator, si
     for _ in range(5):
         long_ago(CaseFactory(site=site, referent=referent, active=True), 20)
     assert count() == first
+
+
+def test_a_crowded_site_gets_a_bounded_agenda_that_names_what_it_left_out(
+    client, login, week, animator, site, referent, monkeypatch
+):
+    """Each kind of reason lists at most REASON_LIMIT rows, the most pressing first (here the cases
+    idle the longest), and the page says how many there are in all."""
+    from django.urls import reverse
+
+    monkeypatch.setattr(review, "REASON_LIMIT", 3)
+    oldest = []
+    for days in (40, 60, 50, 30, 45):
+        case = CaseFactory(site=site, referent=referent, active=True)
+        long_ago(case, days)
+        oldest.append((days, case.public_id))
+    expected = {str(public_id) for days, public_id in sorted(oldest, reverse=True)[:3]}
+    items = agenda_now(animator, site)
+    idle = {item.case_public_id for item in items if any(reason.kind == "idle" for reason in item.reasons)}
+    assert idle == expected  # 60, 50 and 45 days; not 40, 30, nor the fixture's 20
+    assert items.left_out == {"idle": 6}
+    page = login(client, animator).get(reverse("review_agenda", kwargs={"slug": site.slug})).content.decode()
+    assert "6 dossiers sans activité depuis 14 jours : les 3 inactifs depuis le plus longtemps" in page
+
+
+def test_the_agenda_query_count_is_the_same_below_and_above_its_limit(
+    week, animator, site, referent, monkeypatch
+):
+    monkeypatch.setattr(review, "REASON_LIMIT", 3)
+
+    def count():
+        with CaptureQueriesContext(connection) as queries:
+            agenda_now(animator, site)
+        return len(queries)
+
+    count()
+    below = count()
+    for _ in range(6):
+        long_ago(CaseFactory(site=site, referent=referent, active=True), 20)
+        CaseFactory(site=site, referent=referent)  # proposed this week
+    assert count() == below
+    assert set(agenda_now(animator, site).left_out) == {"idle", "new"}
+
+
+def test_opening_the_review_of_a_crowded_site_freezes_a_bounded_agenda(
+    week, animator, site, referent, monkeypatch
+):
+    from cockpit import services as review_services
+
+    monkeypatch.setattr(review, "REASON_LIMIT", 2)
+    for _ in range(5):
+        long_ago(CaseFactory(site=site, referent=referent, active=True), 20)
+    weekly = review_services.review_open(actor=animator, site=site)
+    idle = [item for item in weekly.items.all() if any(reason["kind"] == "idle" for reason in item.reasons)]
+    assert len(idle) == 2

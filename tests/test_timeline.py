@@ -2,6 +2,8 @@
 casework's records, the audit trail's change entries and workflows' requests and escalations."""
 
 import datetime
+import html
+import re
 
 import pytest
 from auditlog.context import set_actor
@@ -9,13 +11,13 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import translation
+from django.utils import dateformat, timezone, translation
 
 from casework import services as casework_services
 from casework.enums import SizeBand, ToolboxCategory
 from casework.mentions import handle_of
 from casework.models import CaseTransition
-from casework.timeline import TIMELINE_LIMIT, case_timeline
+from casework.timeline import HISTORY_PAGE, TIMELINE_PAGE, case_timeline
 from tests.factories import (
     CaseFactory,
     MembershipFactory,
@@ -285,10 +287,26 @@ def count_queries(client, url):
     return len(queries), response.content.decode()
 
 
-def test_the_page_reads_the_timeline_in_constant_queries_and_caps_it(
+def _older_link(page):
+    found = re.search(r'href="([^"]+)" rel="next" data-older-events', page)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def _events(page):
+    """(date, text) of each event of a timeline on a page, in order."""
+    timeline = page.split("data-timeline>")[1].split("</ol>")[0]
+    return [
+        (moment, html.unescape(re.sub(r"<[^>]+>", "", text)))
+        for text, moment in re.findall(r'<strong>(.*?)</strong>.*?<time datetime="([^"]+)">', timeline, re.S)
+    ]
+
+
+def test_the_page_reads_the_timeline_in_constant_queries_and_pages_it(
     client, login, site, referent, referent_organisation, animator, partners
 ):
-    """3, then 43 of each kind of item: the same number of queries; past the cap, a note."""
+    """3, then 43 of each kind of item: the same number of queries on the case page and on each
+    page of its history; the case page shows the latest TIMELINE_PAGE events and leads to the
+    older ones, page after page, each event once, in order, down to the first."""
     case = CaseFactory(site=site, referent=referent, active=True)
     wimoov_agent = partners["wimoov_agent"]
 
@@ -324,18 +342,32 @@ def test_the_page_reads_the_timeline_in_constant_queries_and_caps_it(
     animator_successor = UserFactory()
     MembershipFactory(user=animator_successor, organisation=referent_organisation, can_be_referent=True)
     url = reverse("case_detail", args=[case.public_id])
+    history = reverse("case_history", args=[case.public_id])
     add(3)
     login(client, referent)
     client.get(url)  # steady state (the access chain's anchor, content types)
+    client.get(history)
     few, page = count_queries(client, url)
-    assert "derniers événements" not in page
+    few_history, _page = count_queries(client, history)
+    assert _older_link(page) is not None  # 3 × 12 events: more than a page
     add(40)
     many, page = count_queries(client, url)
     assert many == few
-    assert f"Seuls les {TIMELINE_LIMIT} derniers événements" in page
+    assert len(_events(page)) == TIMELINE_PAGE
     with translation.override("fr"):
-        timeline = case_timeline(case, referent)
-    assert timeline.capped and len(timeline.items) == TIMELINE_LIMIT
+        everything = case_timeline(case, referent, limit=10_000)
+    assert everything.older is None
+    expected = [(dateformat.format(timezone.localtime(item.at), "c"), item.text) for item in everything.items]
+    assert len(expected) > 5 * HISTORY_PAGE
+    seen, link, pages = _events(page), _older_link(page), 0
+    while link is not None:
+        queries, older = count_queries(client, link)
+        assert queries == few_history
+        seen += _events(older)
+        link, pages = _older_link(older), pages + 1
+    assert seen == expected
+    assert pages == -(-(len(expected) - TIMELINE_PAGE) // HISTORY_PAGE)
+    assert "Aucun événement plus ancien" not in older
     assert Escalation.objects.filter(case=case).count() == 43
     # The partner agent's page too (no audit changes for him: one query fewer, still constant).
     login(client, wimoov_agent)
@@ -369,3 +401,115 @@ def test_changes_list_short_values_name_long_texts_and_survive_a_redaction():
         ("Échéance souhaitée", "—", "01/12/2026"),
         ("Statut", open_label, met_label),
     ]
+
+
+def _walk(case, viewer, limit):
+    """Every page of the timeline, `limit` items each, from the latest: the items, in order."""
+    from casework.timeline import case_timeline as read
+
+    items, before, pages = [], None, 0
+    while True:
+        page = read(case, viewer, limit=limit, before=before)
+        items += page.items
+        pages += 1
+        if page.older is None:
+            return items, pages
+        before = page.older
+        assert pages < 1000
+
+
+def test_pages_of_the_history_give_every_event_once_even_at_the_same_instant(site, referent, animator):
+    """Request steps written in bulk share one instant (and a transition shares it too): the pages
+    still give each event once, in the order of the whole list."""
+    from django.utils import timezone
+
+    from casework.models import Need
+    from workflows.models import EventKind, RequestEvent
+
+    case = CaseFactory(site=site, referent=referent, active=True)
+    need = casework_services.need_create(actor=referent, case=case, category="mobility", description="x")
+    request = services.request_open(actor=referent, case=case, need=need, brief="x", category="mobility")
+    moment = timezone.now()
+    RequestEvent.objects.bulk_create(
+        RequestEvent(request=request, kind=EventKind.CLAIMED, actor=referent) for _ in range(17)
+    )
+    RequestEvent.objects.filter(request=request).update(at=moment)
+    CaseTransition.objects.filter(case=case).update(at=moment)
+    Need.objects.filter(case=case).update(created_at=moment)
+    with translation.override("fr"):
+        whole = case_timeline(case, referent, limit=10_000).items
+        for limit in (1, 2, 3, 7):
+            items, pages = _walk(case, referent, limit)
+            assert [item.key for item in items] == [item.key for item in whole]
+            assert pages == -(-len(whole) // limit)
+
+
+def test_audit_entries_that_list_nothing_never_hide_older_events(site, referent, animator):
+    """A page whose source read its whole limit of rows that give no item (edits of unlisted need
+    fields only) goes on past them: the events older than those rows are on the next pages."""
+    from audit.models import AuditEntry
+
+    case = CaseFactory(site=site, referent=referent, active=True)
+    need = casework_services.need_create(actor=referent, case=case, category="mobility", description="x")
+    casework_services.comment_add(actor=referent, case=case, body="Le plus ancien commentaire")
+    for _ in range(8):  # audit entries of the need that change only its stamp: no item
+        AuditEntry.objects.log_create(
+            need,
+            force_log=True,
+            action=AuditEntry.Action.UPDATE,
+            actor=referent,
+            changes={"updated_at": ["2026-01-01", "2026-01-02"]},
+        )
+    with translation.override("fr"):
+        whole = case_timeline(case, referent, limit=10_000).items
+        items, _pages = _walk(case, referent, 2)
+    assert [item.key for item in items] == [item.key for item in whole]
+    assert any(item.kind == "comment" for item in items)
+
+
+def test_the_history_page_shows_long_comments_whole_and_refuses_a_damaged_link(client, login, site, referent):
+    case = CaseFactory(site=site, referent=referent, active=True)
+    long_text = "Début. " + "très long " * 60 + "Fin du commentaire."
+    casework_services.comment_add(actor=referent, case=case, body=long_text)
+    history = reverse("case_history", args=[case.public_id])
+    login(client, referent)
+    page = client.get(history).content.decode()
+    assert "Fin du commentaire." in page
+    assert (
+        "Fin du commentaire."
+        not in client.get(reverse("case_detail", args=[case.public_id]))
+        .content.decode()
+        .split('id="historique"')[1]
+        .split("</section>")[0]
+    )
+    damaged = client.get(history, {"avant": "abc"})
+    assert damaged.status_code == 200 and "Fin du commentaire." in damaged.content.decode()
+    assert "première page" in damaged.content.decode()
+
+
+def test_the_case_page_shows_the_latest_comments_and_leads_to_the_older_ones(client, login, site, referent):
+    from casework.selectors import COMMENTS_SHOWN
+
+    case = CaseFactory(site=site, referent=referent, active=True)
+    url = reverse("case_detail", args=[case.public_id])
+    login(client, referent)
+    casework_services.comment_add(actor=referent, case=case, body="Commentaire n° 0")
+    client.get(url)  # steady state (the access chain's anchor, content types)
+    few, page = count_queries(client, url)
+    assert "Commentaire n° 0" in page and "historique complet" not in page
+    for number in range(1, COMMENTS_SHOWN + 5):
+        casework_services.comment_add(actor=referent, case=case, body=f"Commentaire n° {number}")
+    many, page = count_queries(client, url)
+    comments = page.split('id="commentaires"')[1]
+    assert many == few
+    assert f"Commentaire n° {COMMENTS_SHOWN + 4}<" in comments and "Commentaire n° 4<" not in comments
+    assert "historique complet" in comments
+
+
+def test_displaying_the_history_is_recorded_as_an_access(client, login, site, referent, animator):
+    from audit.models import AuditEntry
+
+    case = CaseFactory(site=site, referent=referent, active=True)
+    login(client, animator).get(reverse("case_history", args=[case.public_id]))
+    entry = AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS, actor=animator).get()
+    assert entry.additional_data == {"page": "case_history"} and entry.object_id == case.pk

@@ -17,6 +17,7 @@ class WorkflowsConfig(AppConfig):
 
         # The case timeline lists the requests' steps and the escalations.
         from casework import timeline
-        from workflows.timeline import case_items
+        from workflows.timeline import SOURCES
 
-        timeline.register_source(case_items)
+        for source in SOURCES:
+            timeline.register_source(source)

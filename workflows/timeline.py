@@ -2,12 +2,11 @@
 and the escalations with their decisions. Registered by `WorkflowsConfig.ready()`, so casework
 imports nothing from here."""
 
-from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from casework.timeline import TimelineItem, actor_name, is_system
+from casework.timeline import Batch, Before, TimelineItem, actor_name, batch, is_system
 from workflows.models import Escalation, EventKind, RequestEvent
 
 # What each step of a request says; %(category)s is the request's category, %(organisation)s the
@@ -60,41 +59,49 @@ def _step_text(event) -> str:
     }
 
 
-def request_steps(case, viewer, limit: int) -> list[TimelineItem]:
+def request_steps(case, viewer, limit: int, before: Before) -> Batch:
     """Every step of every request of the case (the `RequestEvent` rows, already in French for their
     details), with a link to the request: one query."""
     rows = (
-        RequestEvent.objects.filter(request__case=case)
+        RequestEvent.objects.filter(before.q("at"), request__case=case)
         .select_related("actor", "organisation", "request")
         .order_by("-at", "-id")[:limit]
     )
-    return [
-        TimelineItem(
-            at=event.at,
-            kind="intervention" if event.kind in INTERVENTION_STEPS else "request",
-            text=_step_text(event),
-            actor=actor_name(event.actor),
-            automatic=is_system(event.actor),
-            organisation=event.organisation.name if event.organisation else "",
-            details=event.text,
-            url=reverse("request_detail", args=[event.request.public_id]),
-            order=event.pk,
-        )
-        for event in rows
-    ]
+    urls = {}
+
+    def make(event):
+        request = event.request
+        if request.pk not in urls:
+            urls[request.pk] = reverse("request_detail", args=[request.public_id])
+        return [
+            TimelineItem(
+                at=event.at,
+                kind="intervention" if event.kind in INTERVENTION_STEPS else "request",
+                text=_step_text(event),
+                actor=actor_name(event.actor),
+                automatic=is_system(event.actor),
+                organisation=event.organisation.name if event.organisation else "",
+                details=event.text,
+                url=urls[request.pk],
+                order=event.pk,
+            )
+        ]
+
+    return batch(rows, limit, "at", make)
 
 
-def escalations(case, viewer, limit: int) -> list[TimelineItem]:
-    """Escalations to the animators and their decisions (with a link to the request a « mobilise »
-    decision opened): one query."""
+def escalations_raised(case, viewer, limit: int, before: Before) -> Batch:
+    """Escalations to the animators: one query."""
     rows = (
-        Escalation.objects.filter(case=case)
-        .select_related("raised_by", "decided_by", "service_request")
-        .order_by(Coalesce("decided_at", "raised_at").desc(), "-id")[:limit]
+        Escalation.objects.filter(before.q("raised_at"), case=case)
+        .select_related("raised_by")
+        .order_by("-raised_at", "-id")[:limit]
     )
-    items = []
-    for escalation in rows:
-        items.append(
+    return batch(
+        rows,
+        limit,
+        "raised_at",
+        lambda escalation: [
             TimelineItem(
                 at=escalation.raised_at,
                 kind="decision",
@@ -104,25 +111,37 @@ def escalations(case, viewer, limit: int) -> list[TimelineItem]:
                 details=escalation.text,
                 order=escalation.pk,
             )
-        )
-        if escalation.decided_at is not None:
-            opened = escalation.service_request
-            items.append(
-                TimelineItem(
-                    at=escalation.decided_at,
-                    kind="decision",
-                    text=gettext("Animators' decision on the escalation: %(decision)s")
-                    % {"decision": escalation.get_decision_display()},
-                    actor=actor_name(escalation.decided_by),
-                    automatic=is_system(escalation.decided_by),
-                    details=escalation.decision_text,
-                    url=reverse("request_detail", args=[opened.public_id]) if opened else "",
-                    order=escalation.pk,
-                )
+        ],
+    )
+
+
+def escalation_decisions(case, viewer, limit: int, before: Before) -> Batch:
+    """The animators' decisions on escalations (with a link to the request a « mobilise » decision
+    opened): one query."""
+    rows = (
+        Escalation.objects.filter(before.q("decided_at"), case=case, decided_at__isnull=False)
+        .select_related("decided_by", "service_request")
+        .order_by("-decided_at", "-id")[:limit]
+    )
+
+    def make(escalation):
+        opened = escalation.service_request
+        return [
+            TimelineItem(
+                at=escalation.decided_at,
+                kind="decision",
+                text=gettext("Animators' decision on the escalation: %(decision)s")
+                % {"decision": escalation.get_decision_display()},
+                actor=actor_name(escalation.decided_by),
+                automatic=is_system(escalation.decided_by),
+                details=escalation.decision_text,
+                url=reverse("request_detail", args=[opened.public_id]) if opened else "",
+                order=escalation.pk,
             )
-    return items
+        ]
+
+    return batch(rows, limit, "decided_at", make)
 
 
-def case_items(case, viewer, limit: int) -> list[TimelineItem]:
-    """The source registered into the case timeline."""
-    return request_steps(case, viewer, limit) + escalations(case, viewer, limit)
+# The sources registered into the case timeline, in this order.
+SOURCES = (request_steps, escalations_raised, escalation_decisions)

@@ -39,7 +39,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.text import slugify
 from stdnum import luhn
@@ -2426,6 +2426,17 @@ class Command(BaseCommand):
                 )
         CaseTransition.objects.bulk_create(transitions, batch_size=batch_size)
         Need.objects.bulk_create(needs, batch_size=batch_size)
+        # `created_at` is set to now by the insertion (auto_now_add): a case was proposed when its
+        # first transition says, up to 120 days ago, not all of them this week (the weekly review's
+        # agenda and the CLEFOP report read it).
+        proposed = CaseTransition.objects.filter(case_id=OuterRef("pk"), name="propose").values("at")[:1]
+        Case.objects.filter(pk__in=[case.pk for case in cases]).update(created_at=Subquery(proposed))
+        # The same for the needs: recorded at the diagnosis.
+        diagnosed = CaseTransition.objects.filter(case_id=OuterRef("case_id"), name="diagnose")
+        diagnosed = diagnosed.values("at")[:1]
+        Need.objects.filter(pk__in=[need.pk for need in needs]).update(
+            created_at=Subquery(diagnosed), updated_at=Subquery(diagnosed)
+        )
 
     # --- Output --------------------------------------------------------------------------------
 
