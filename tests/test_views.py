@@ -282,6 +282,17 @@ def test_a_damaged_page_link_gives_the_first_page_and_a_message(client, login, a
         assert any("première page" in text for text in alerts(response))
 
 
+HISTORY_RANK_TOO_BIG = encode_cursor([{"t": "2026-01-01T00:00:00+01:00"}, 1, 10**30])
+
+
+@pytest.mark.parametrize("damaged", [*DAMAGED_CURSORS, HISTORY_RANK_TOO_BIG])
+def test_a_damaged_link_of_the_case_history_gives_its_first_page(client, login, referent, case, damaged):
+    response = login(client, referent).get(reverse("case_history", args=[case.public_id]), {"avant": damaged})
+    assert response.status_code == 200
+    assert case.company.name in response.content.decode()
+    assert any("première page" in text for text in alerts(response))
+
+
 def test_the_former_page_numbers_give_the_first_page(client, login, animator, case):
     response = login(client, animator).get(reverse("case_list"), {"page": "abc"})
     assert response.status_code == 200 and case.company.name in response.content.decode()
