@@ -5,14 +5,16 @@ ORM's own queryset, each call with its own ids, and a loud failure rather than a
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from viewflow.workflow.models import Task
+from viewflow.workflow.status import STATUS
 
 from audit.chain import audited_atomic
 from tests.test_claim_race import build_race_world, open_review_task
 from workflows import services
-from workflows.compiled import CompiledRead
+from workflows.compiled import CompiledRead, CompiledUpdate
 from workflows.flows import ServiceRequestFlow as FLOW
 from workflows.flows import lock_request_of_task
 
@@ -70,6 +72,53 @@ def test_a_stand_in_missing_or_repeated_fails_loudly(site, referent):
         twice(task=task.pk)
     with pytest.raises(TypeError):
         services._STEP_TASK(other=task.pk)
+
+
+def test_a_compiled_update_runs_the_orms_update_with_each_calls_values(site, referent):
+    """The deadline's cancellation (workflows.flows.ResponseDeadline): the ORM's own UPDATE, its
+    filter across the tasks' links made a subquery as `update()` makes it, each call with its ids
+    and its moment; only the timers still to fire (NEW or SCHEDULED) change."""
+    world = build_race_world(site, referent)
+    first, second = open_review_task(world, referent), open_review_task(world, referent)
+    timers = {
+        review.pk: Task.objects.get(process_id=review.process_id, flow_task=FLOW.review__timeout)
+        for review in (first, second)
+    }
+
+    def build(host, process, at):
+        armed = Task.objects.filter(
+            flow_task=FLOW.review__timeout, process_id=process, previous=host, status__in=["NEW", "SCHEDULED"]
+        )
+        return armed, {"status": STATUS.CANCELED, "finished": at}
+
+    cancel = CompiledUpdate(build, ids=("host", "process"), moments=("at",))
+    at = timezone.now()
+    with CaptureQueriesContext(connection) as orm, transaction.atomic():
+        build(first.pk, first.process_id, at)[0].update(status=STATUS.CANCELED, finished=at)
+        transaction.set_rollback(True)
+    with CaptureQueriesContext(connection) as compiled:
+        assert cancel(host=first.pk, process=first.process_id, at=at) == 1
+        assert cancel(host=second.pk, process=second.process_id, at=at) == 1
+    orm_update = [query["sql"] for query in orm if query["sql"].startswith("UPDATE")]
+    assert [query["sql"] for query in compiled][:1] == orm_update
+    for review in (first, second):
+        timer = Task.objects.get(pk=timers[review.pk].pk)
+        assert (timer.status, timer.finished) == (STATUS.CANCELED, at)
+    assert cancel(host=first.pk, process=first.process_id, at=timezone.now()) == 0  # ended: left
+    assert Task.objects.get(pk=timers[first.pk].pk).finished == at
+
+
+def test_a_compiled_update_without_its_stand_ins_fails_loudly(site, referent):
+    ignored = CompiledUpdate(
+        lambda task: (Task.objects.filter(pk=1), {"external_task_id": "x"}), ids=("task",)
+    )
+    with pytest.raises(RuntimeError, match="holds"):
+        ignored(task=1)
+    loose = CompiledUpdate(lambda at: (Task.objects.filter(pk=1), {"external_task_id": "x"}), moments=("at",))
+    with pytest.raises(RuntimeError, match="exactly one field"):
+        loose(at=timezone.now())
+    with pytest.raises(TypeError):
+        ignored(other=1)
 
 
 @pytest.mark.django_db(transaction=True)

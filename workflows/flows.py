@@ -28,7 +28,7 @@ from viewflow.workflow.status import STATUS
 from audit.chain import holds_lock, write_lock
 from workflows import events, routing
 from workflows.business_days import add_business_days
-from workflows.compiled import CompiledRead
+from workflows.compiled import CompiledRead, CompiledUpdate
 from workflows.models import EventKind, RequestStatus, RequestTask, ServiceRequest
 
 NOBODY = "workflows.manage_servicerequest"  # no user holds it: tasks move through our services only
@@ -96,33 +96,36 @@ def lock_request_of_task(task_id: int) -> int | None:
 
 class ResponseDeadline(flow_nodes.TimerBoundary):
     """viewflow's interrupting timer boundary (what `.OnTimeout(delay, then)` builds), declared as a
-    node of its own: when its host task ends, the armed timer it cancels is found by a statement
-    compiled once per database (`workflows.compiled`) instead of one built and compiled at every
-    answer (a seventh of a partner's acceptance, bench/write_path). The same read — the timer of
-    this node armed by that host task in that process, not ended yet, with its request — and the
-    same cancellation through the timer's activation."""
+    node of its own. When its host task ends, viewflow reads the armed timer of this node (armed by
+    that host task in that process, not ended yet) with its request, and cancels it through the
+    timer's activation: NEW or SCHEDULED → CANCELED, `finished` set to now, the task saved. Here
+    the same cancellation is one UPDATE of those timers, compiled once per database
+    (`workflows.compiled`): the read and the save were two statements of a partner's acceptance
+    (bench/write_path). Nothing listens to that save (viewflow's cancel sends no signal, the task
+    is not audited: audit/apps.py), and a timer already started by the dispatcher is left to it, as
+    the activation's transition would (its source is NEW or SCHEDULED only)."""
 
-    ENDED = (STATUS.DONE, STATUS.CANCELED, STATUS.REVIVED, STATUS.ERROR)
+    CANCELLABLE = (STATUS.NEW, STATUS.SCHEDULED)  # the sources of TimerActivation.cancel
 
     def _ready(self):
         super()._ready()
         # Built on the flow's own node (flow classes copy their nodes before readying them).
-        self._armed = CompiledRead(
-            lambda host, process: self.flow_class.task_class._default_manager.filter(
-                flow_task=self, process_id=process, previous=host
-            ).exclude(status__in=self.ENDED),
-            "host",
-            "process",
+        self._cancel_armed = CompiledUpdate(
+            lambda host, process, at: (
+                self.flow_class.task_class._default_manager.filter(
+                    flow_task=self, process_id=process, previous=host, status__in=self.CANCELLABLE
+                ),
+                {"status": STATUS.CANCELED, "finished": at},
+            ),
+            ids=("host", "process"),
+            moments=("at",),
         )
 
     def _on_host_finished(self, **signal_kwargs):
         host_task = signal_kwargs["task"]
         if host_task.flow_task != self._attached_to:
             return
-        for task in self._armed(host=host_task.pk, process=host_task.process_id):
-            activation = self.activation_class(task)
-            if activation.cancel.can_proceed():
-                activation.cancel()
+        self._cancel_armed(host=host_task.pk, process=host_task.process_id, at=timezone.now())
 
 
 class AnswerActivation(flow.View.activation_class):
