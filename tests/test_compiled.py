@@ -1,6 +1,7 @@
 """Statements compiled once per database with stand-in ids (workflows.compiled), and the flow lock
-taken from a task's id (workflows.flows.lock_request_of_task): the same rows and instances as the
-ORM's own queryset, each call with its own ids, and a loud failure rather than a wrong statement."""
+taken with the read of a step's task (workflows.flows.locked_task): the same rows and instances as
+the ORM's own queryset, each call with its own ids, and a loud failure rather than a wrong
+statement."""
 
 import threading
 
@@ -16,7 +17,7 @@ from tests.test_claim_race import build_race_world, open_review_task
 from workflows import services
 from workflows.compiled import CompiledRead, CompiledUpdate
 from workflows.flows import ServiceRequestFlow as FLOW
-from workflows.flows import lock_request_of_task
+from workflows.flows import locked_task, step_task_read
 
 
 def _review_task(site, referent):
@@ -58,7 +59,7 @@ def test_a_compiled_read_runs_the_orms_statement(site, referent):
     with CaptureQueriesContext(connection) as compiled:
         services._STEP_TASK(task=task.pk)
     with CaptureQueriesContext(connection) as orm:
-        list(Task.objects.select_related(*services.STEP_RELATED).filter(pk=task.pk).order_by())
+        list(step_task_read(task.pk, *services.STEP_RELATED))
     assert compiled[0]["sql"] == orm[0]["sql"]
 
 
@@ -122,39 +123,52 @@ def test_a_compiled_update_without_its_stand_ins_fails_loudly(site, referent):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_flow_lock_is_found_from_the_task_and_held_until_the_service_ends(site, referent):
+def test_the_flow_lock_is_taken_with_the_task_and_held_until_the_service_ends(site, referent):
     task = _review_task(site, referent)
     with pytest.raises(RuntimeError):
-        lock_request_of_task(task.pk)  # outside a service: no chain lock taken first
+        locked_task(services._STEP_TASK, task.pk)  # outside a service: no chain lock taken first
     with audited_atomic():
-        assert lock_request_of_task(task.pk) == task.process_id
-        assert lock_request_of_task(-1) is None
+        assert locked_task(services._STEP_TASK, task.pk).process_id == task.process_id
+        assert locked_task(services._STEP_TASK, -1) is None
         if connection.vendor == "postgresql":
-            assert not _lockable_by_another_connection(task.process_id)
-    if connection.vendor == "postgresql":
-        assert _lockable_by_another_connection(task.process_id)  # released at the end of the service
+            assert not _lockable_by_another_connection(
+                "workflows_servicerequest", "process_ptr_id", task.process_id
+            )
+            assert not _lockable_by_another_connection("viewflow_process", "id", task.process_id)
+            assert not _lockable_by_another_connection("viewflow_task", "id", task.pk)
+    if connection.vendor == "postgresql":  # released at the end of the service
+        assert _lockable_by_another_connection("workflows_servicerequest", "process_ptr_id", task.process_id)
 
 
 def test_the_services_lock_waits_as_the_flows_lock_does(site, referent):
-    """`lock_request_of_task` takes the flow's own lock (`lock_impl`): waiting, tried once."""
+    """`locked_task` takes the flow's own lock (`lock_impl`): waiting, tried once."""
     assert FLOW.lock_impl.nowait is False and FLOW.lock_impl.attempts == 1
     task = _review_task(site, referent)
     with CaptureQueriesContext(connection) as queries, audited_atomic():
-        lock_request_of_task(task.pk)
-    (lock,) = [query["sql"] for query in queries if "workflows_servicerequest" in query["sql"]]
+        locked_task(services._STEP_TASK, task.pk)
+    (read,) = [query["sql"] for query in queries if "viewflow_task" in query["sql"]]
     if connection.vendor == "postgresql":
-        assert lock.endswith("FOR UPDATE") and "NOWAIT" not in lock
+        assert read.endswith('FOR UPDATE OF "viewflow_task", "viewflow_process", "workflows_servicerequest"')
+
+
+def test_the_step_read_of_another_flows_task_finds_nothing(site, referent):
+    """The request is joined (a row lock cannot be taken on the nullable side of an outer join): a
+    task whose process is not a request is not found, and nothing is locked for it."""
+    from viewflow.workflow.models import Process
+
+    process = Process.objects.create(flow_class=FLOW)
+    other = Task.objects.create(process=process, flow_task=FLOW.review)
+    with audited_atomic():
+        assert locked_task(services._STEP_TASK, other.pk) is None
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_compiled_lock_outside_a_transaction_is_refused(site, referent):
     from django.db.transaction import TransactionManagementError
 
-    from workflows.flows import _REQUEST_OF_TASK
-
     task = _review_task(site, referent)
     with pytest.raises(TransactionManagementError):
-        _REQUEST_OF_TASK(task=task.pk)
+        services._STEP_TASK(task=task.pk)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -162,13 +176,14 @@ def test_a_compiled_read_runs_on_the_calling_threads_connection(site, referent):
     """Compiled in one thread, run in another (daphne's worker threads, the timers' thread): the
     statement goes through the caller's own connection."""
     task = _review_task(site, referent)
-    services._STEP_TASK(task=task.pk)  # compiled here, on this thread's connection
+    with transaction.atomic():
+        services._STEP_TASK(task=task.pk)  # compiled here, on this thread's connection
     here = connections["default"]
     outcome = {}
 
     def other_thread():
         try:
-            with CaptureQueriesContext(connections["default"]) as queries:
+            with CaptureQueriesContext(connections["default"]) as queries, transaction.atomic():
                 (read,) = services._STEP_TASK(task=task.pk)
             outcome["queries"] = len(queries)
             outcome["request"] = read.process.servicerequest.pk
@@ -179,11 +194,11 @@ def test_a_compiled_read_runs_on_the_calling_threads_connection(site, referent):
     thread = threading.Thread(target=other_thread)
     thread.start()
     thread.join(timeout=30)
-    assert outcome["queries"] == 1 and outcome["request"] == task.process_id
+    assert outcome["queries"] == 3 and outcome["request"] == task.process_id  # BEGIN, the read, COMMIT
     assert outcome["connection"] is not here
 
 
-def _lockable_by_another_connection(request_id) -> bool:
+def _lockable_by_another_connection(table, column, pk) -> bool:
     import psycopg
     from psycopg import errors
 
@@ -199,8 +214,8 @@ def _lockable_by_another_connection(request_id) -> bool:
     try:
         with other.transaction():
             other.execute(
-                "SELECT 1 FROM workflows_servicerequest WHERE process_ptr_id = %s FOR UPDATE NOWAIT",
-                [request_id],
+                f"SELECT 1 FROM {table} WHERE {column} = %s FOR UPDATE NOWAIT",
+                [pk],
             )
         return True
     except errors.LockNotAvailable:
