@@ -192,11 +192,11 @@ def write_lock():
 
 
 def _lock(chain: str):
-    """One writer per chain at a time, until the transaction ends. PostgreSQL: the chain's row of
-    `audit_chainhead`, locked by `audit_chain_lock` (migration 0006), which returns in the same
-    statement the head the next entry follows: (position, hash), as the previous writer left it
-    at its commit (a row lock, unlike an advisory one, reads the row's newest version once it is
-    granted). SQLite: transactions are BEGIN IMMEDIATE, so writers are already serialised; None."""
+    """One writer per chain at a time, until the transaction ends. PostgreSQL: the chain's
+    advisory lock, taken by `audit_chain_lock` (migration 0006), which then reads, in a statement
+    of its own whose snapshot follows the lock, the head the next entry follows — (position, hash)
+    as the previous writer committed it —, all in one round trip. SQLite: transactions are BEGIN
+    IMMEDIATE, so writers are already serialised; None."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT head_seq, head_hash FROM audit_chain_lock(%s)", [chain])
@@ -210,7 +210,7 @@ def _lock(chain: str):
 # is used only if no savepoint was opened since the lock returned it (Django counts them): then no
 # entry of the chain was written since (each one drops it) and none can have been rolled back. The
 # INSERT of an entry opening a savepoint first (a system account created to sign it, a nested
-# entry) makes `seal` read the head again from its row.
+# entry) makes `seal` read the head again.
 _locked_heads: ContextVar[dict | None] = ContextVar("audit_locked_heads", default=None)
 
 
@@ -259,18 +259,14 @@ def append(entry, *args, **kwargs) -> None:
 
 
 def _head(chain: str) -> tuple[int, str]:
-    """(position, hash) the chain's next entry follows: its row of `audit_chainhead` (moved by
-    each INSERT of an entry, migration 0006), or when there is none (an emptied table), the last
-    entry, else the purge anchor, else the start. Written out rather than built by the ORM: it runs
-    at audited saves, and building and compiling the queryset took longer than running it
-    (bench/write_path)."""
-    from audit.models import AuditEntry, ChainAnchor, ChainHead
+    """(position, hash) the chain's next entry follows: its last entry's, else (the chain purged
+    whole, or never written) the purge anchor's first position minus one and the hash it follows,
+    else (0, GENESIS) — what `audit_chain_lock` returns on PostgreSQL. Written out rather than
+    built by the ORM: it runs at audited saves, and building and compiling the queryset took longer
+    than running it (bench/write_path)."""
+    from audit.models import AuditEntry, ChainAnchor
 
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT seq, entry_hash FROM {ChainHead._meta.db_table} WHERE chain = %s", [chain])
-        found = cursor.fetchone()
-        if found is not None:
-            return found[0], found[1]
         cursor.execute(
             f"SELECT seq, entry_hash FROM {AuditEntry._meta.db_table} WHERE chain = %s"
             " ORDER BY seq DESC LIMIT 1",

@@ -88,28 +88,3 @@ class ChainAnchor(models.Model):
 
     def __str__(self):
         return f"{self.chain} ≥ {self.first_seq}"
-
-
-class ChainHead(models.Model):
-    """The last position of each chain and the hash of the entry there: one row per chain, the
-    chain's write lock and where its next entry starts (`audit.chain`).
-
-    On PostgreSQL a writer locks its chain's row (`audit_chain_lock`, migration 0006), which
-    returns the head in the same statement; the INSERT of an entry moves the row (a trigger, as the
-    keeper of the trail: the application's role may only read this table). On SQLite the same
-    trigger moves it, and BEGIN IMMEDIATE serialises the writers. A missing row is rebuilt from the
-    chain (its last entry, else its purge anchor, else the start), so emptying this table loses
-    nothing. The row only ever moves forward: entries deleted at the end of a chain leave it where
-    it was, and the next entry then leaves a gap that `verify` names. `heads()` and the anchors
-    read the entries themselves, not this row."""
-
-    chain = models.CharField(_("chain"), max_length=10, choices=Chain.choices, primary_key=True)
-    seq = models.PositiveBigIntegerField(_("last position"))
-    entry_hash = models.CharField(_("hash of the last entry"), max_length=64)
-
-    class Meta:
-        verbose_name = _("chain head")
-        verbose_name_plural = _("chain heads")
-
-    def __str__(self):
-        return f"{self.chain} #{self.seq}"

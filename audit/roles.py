@@ -9,11 +9,9 @@ Three roles:
 - the *application*'s role (the DATABASE_URL of the daphne processes, run_timers and the scheduled
   commands): reads and writes the business tables, only reads and appends the audit tables (no
   UPDATE, DELETE or TRUNCATE, no ownership), and may call the two functions of migration 0005
-  that purge a chain's old prefix (bounded by the retention floor) and redact entries, and the
-  one of migration 0006 that locks a chain's head row and returns it (`audit_chain_lock`): the
-  chains' heads (`audit_chainhead`) it only reads; the INSERT of an entry moves them (a trigger);
-- the *keeper* (without login): owns those SECURITY DEFINER functions and the trigger's, with
-  just the privileges they need. The trigger honours the purge switch only for a member of the owner or of
+  that purge a chain's old prefix (bounded by the retention floor) and redact entries;
+- the *keeper* (without login): owns those two SECURITY DEFINER functions, with just the
+  privileges they need. The trigger honours the purge switch only for a member of the owner or of
   the keeper, so the application's role cannot switch it on.
 """
 
@@ -22,11 +20,9 @@ from dataclasses import dataclass
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
 
-AUDIT_TABLES = ("audit_auditentry", "audit_chainanchor", "audit_purgefloor", "audit_chainhead")
+AUDIT_TABLES = ("audit_auditentry", "audit_chainanchor", "audit_purgefloor")
 PURGE_FUNCTION = "audit_purge_batch(text, bigint, text, bigint, text)"
 REDACT_FUNCTION = "audit_redact(bigint[], timestamptz, text[])"
-LOCK_FUNCTION = "audit_chain_lock(text)"
-HEAD_TRIGGER_FUNCTION = "audit_head_follows()"
 REDACTION_COLUMNS = (
     "changes",
     "changes_text",
@@ -88,9 +84,8 @@ def grants_sql(roles: Roles, floors: dict[str, int]) -> list[str]:
     floors in days ({chain: days}) below which the application's role cannot purge."""
     a, k, s = quote(roles.app), quote(roles.keeper), quote(roles.schema)
     tables = ", ".join(f"{s}.{table}" for table in AUDIT_TABLES)
-    entries, anchors, floor, heads = (f"{s}.{table}" for table in AUDIT_TABLES)
+    entries, anchors, floor = (f"{s}.{table}" for table in AUDIT_TABLES)
     purge, redact = f"{s}.{PURGE_FUNCTION}", f"{s}.{REDACT_FUNCTION}"
-    lock, follows = f"{s}.{LOCK_FUNCTION}", f"{s}.{HEAD_TRIGGER_FUNCTION}"
     statements = [
         # The application: every business table, its sequences; the audit tables read and appended.
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {a}",
@@ -99,25 +94,21 @@ def grants_sql(roles: Roles, floors: dict[str, int]) -> list[str]:
         f"REVOKE INSERT, UPDATE, DELETE ON {s}.django_migrations FROM {a}",
         f"REVOKE ALL ON {tables} FROM {a}",
         f"GRANT SELECT, INSERT ON {entries} TO {a}",
-        f"GRANT SELECT ON {anchors}, {floor}, {heads} TO {a}",
-        # The keeper: what its functions do, nothing more.
+        f"GRANT SELECT ON {anchors}, {floor} TO {a}",
+        # The keeper: what the two functions do, nothing more.
         f"REVOKE ALL ON {tables} FROM {k}",
         f"GRANT SELECT, DELETE ON {entries} TO {k}",
         f"GRANT UPDATE ({', '.join(REDACTION_COLUMNS)}) ON {entries} TO {k}",
         f"GRANT SELECT, INSERT, UPDATE ON {anchors} TO {k}",
         f"GRANT USAGE ON SEQUENCE {s}.audit_chainanchor_id_seq TO {k}",
         f"GRANT SELECT ON {floor} TO {k}",
-        # The chains' heads: locked and written by audit_chain_lock, moved by the entries' trigger.
-        f"GRANT SELECT, INSERT, UPDATE ON {heads} TO {k}",
         # A function's new owner must be allowed to create in its schema, at that moment only.
         f"GRANT CREATE ON SCHEMA {s} TO {k}",
         f"ALTER FUNCTION {purge} OWNER TO {k}",
         f"ALTER FUNCTION {redact} OWNER TO {k}",
-        f"ALTER FUNCTION {lock} OWNER TO {k}",
-        f"ALTER FUNCTION {follows} OWNER TO {k}",
         f"REVOKE CREATE ON SCHEMA {s} FROM {k}",
-        f"REVOKE ALL ON FUNCTION {purge}, {redact}, {lock}, {follows} FROM PUBLIC",
-        f"GRANT EXECUTE ON FUNCTION {purge}, {redact}, {lock} TO {a}",
+        f"REVOKE ALL ON FUNCTION {purge}, {redact} FROM PUBLIC",
+        f"GRANT EXECUTE ON FUNCTION {purge}, {redact} TO {a}",
     ]
     for chain, days in sorted(floors.items()):
         statements.append(
@@ -152,9 +143,12 @@ def powers(connection) -> Powers:
             (f"DELETE {table}", f"has_table_privilege(current_user, '{table}', 'DELETE')"),
             (f"TRUNCATE {table}", f"has_table_privilege(current_user, '{table}', 'TRUNCATE')"),
         ]
-    # Appending entries is the application's job; a new anchor, floor or head is not.
-    for table in AUDIT_TABLES[1:]:
-        checks.append((f"INSERT {table}", f"has_table_privilege(current_user, '{table}', 'INSERT')"))
+    checks.append(
+        (f"INSERT {AUDIT_TABLES[1]}", f"has_table_privilege(current_user, '{AUDIT_TABLES[1]}', 'INSERT')")
+    )
+    checks.append(
+        (f"INSERT {AUDIT_TABLES[2]}", f"has_table_privilege(current_user, '{AUDIT_TABLES[2]}', 'INSERT')")
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT current_user, r.rolsuper,"

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from audit import chain, roles
 from audit.actors import system_actor
-from audit.models import AuditEntry, ChainAnchor, ChainHead
+from audit.models import AuditEntry, ChainAnchor
 from casework import retention
 from casework.models import Case
 from tests.factories import CaseFactory
@@ -60,9 +60,6 @@ ATTACKS = {
         " VALUES ('access', 1000, repeat('0', 64), 999, '', now())",
     ],
     "lower the retention floor": ["UPDATE audit_purgefloor SET min_days = 1"],
-    # Pulled back, the head would let the next entries take the deleted ones' positions.
-    "move a chain's head": ["UPDATE audit_chainhead SET seq = seq - 2 WHERE chain = 'change'"],
-    "empty the chains' heads": ["DELETE FROM audit_chainhead"],
     "turn the triggers off": ["SET LOCAL session_replication_role = replica", "DELETE FROM audit_auditentry"],
     "disable the trigger": ["ALTER TABLE audit_auditentry DISABLE TRIGGER audit_entry_immutable"],
     "take the keeper's role": ["SELECT 1"],  # replaced below by a SET ROLE to the keeper
@@ -133,10 +130,8 @@ def trail(site, referent):
 
 
 def _snapshot():
-    return (
-        list(AuditEntry.objects.order_by("pk").values_list("pk", "entry_hash", "object_repr")),
-        list(ChainAnchor.objects.values_list("chain", "first_seq")),
-        list(ChainHead.objects.order_by("chain").values_list("chain", "seq", "entry_hash")),
+    return list(AuditEntry.objects.order_by("pk").values_list("pk", "entry_hash", "object_repr")), list(
+        ChainAnchor.objects.values_list("chain", "first_seq")
     )
 
 
@@ -274,11 +269,9 @@ def test_apply_sets_the_grants_and_the_floors(production_roles, capsys, settings
         assert cursor.fetchone() == (180,)
         cursor.execute(
             "SELECT pg_get_userbyid(proowner) FROM pg_proc"
-            " WHERE proname IN ('audit_purge_batch', 'audit_redact', 'audit_chain_lock',"
-            " 'audit_head_follows')"
+            " WHERE proname IN ('audit_purge_batch', 'audit_redact')"
         )
-        owners = [owner for (owner,) in cursor.fetchall()]
-        assert len(owners) == 4 and set(owners) == {production_roles.keeper}
+        assert {owner for (owner,) in cursor.fetchall()} == {production_roles.keeper}
 
 
 def test_the_setup_script_creates_three_roles_and_a_database_owned_by_the_administrator(capsys):
@@ -297,10 +290,9 @@ def test_the_setup_script_creates_three_roles_and_a_database_owned_by_the_admini
     to_app = [line for line in grants.splitlines() if line.endswith('TO "tds_app";') and "audit_" in line]
     assert to_app == [  # on the audit tables: read and append, nothing else
         'GRANT SELECT, INSERT ON "public".audit_auditentry TO "tds_app";',
-        'GRANT SELECT ON "public".audit_chainanchor, "public".audit_purgefloor, "public".audit_chainhead'
-        ' TO "tds_app";',
+        'GRANT SELECT ON "public".audit_chainanchor, "public".audit_purgefloor TO "tds_app";',
         'GRANT EXECUTE ON FUNCTION "public".audit_purge_batch(text, bigint, text, bigint, text), '
-        '"public".audit_redact(bigint[], timestamptz, text[]), "public".audit_chain_lock(text) TO "tds_app";',
+        '"public".audit_redact(bigint[], timestamptz, text[]) TO "tds_app";',
     ]
 
 
