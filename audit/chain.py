@@ -176,24 +176,68 @@ def holds_lock(chain: str = "change") -> bool:
     return chain in _held_chains.get() and connection.in_atomic_block
 
 
-def write_lock() -> None:
+def write_lock():
     """Take the change chain's lock now, at the start of a write transaction, before any row lock.
 
     The lock is held until commit. A transaction that locked a row (a case, a request) and then
     waited for this lock while another held it and waited for that row would deadlock on
     PostgreSQL, so every business write transaction takes this lock first: `audited_atomic` in the
     services, `ChainFirstLock` in the flows. SQLite needs nothing (BEGIN IMMEDIATE already
-    serialises writers at the start). Nothing to do when the transaction already holds it."""
+    serialises writers at the start). Nothing to do when the transaction already holds it.
+
+    Returns the chain's head as the lock found it (PostgreSQL), or None."""
     if not holds_lock("change"):
-        _lock("change")
+        return _lock("change")
+    return None
 
 
-def _lock(chain: str) -> None:
-    """One writer per chain at a time. PostgreSQL: a transaction-level advisory lock; SQLite:
-    transactions are BEGIN IMMEDIATE, so writers are already serialised."""
+def _lock(chain: str):
+    """One writer per chain at a time, until the transaction ends. PostgreSQL: the chain's
+    advisory lock, taken by `audit_chain_lock` (migration 0006), which then reads, in a statement
+    of its own whose snapshot follows the lock, the head the next entry follows — (position, hash)
+    as the previous writer committed it —, all in one round trip. SQLite: transactions are BEGIN
+    IMMEDIATE, so writers are already serialised; None."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"audit.{chain}"])
+            cursor.execute("SELECT head_seq, head_hash FROM audit_chain_lock(%s)", [chain])
+            return cursor.fetchone()
+    return None
+
+
+# The head each chain's lock returned, for the transaction's next entry of that chain only: `seal`
+# takes it (and drops it) instead of reading the head again. Shared by the nested blocks of one
+# transaction that take a lock (`_audited`, `append`), dropped when the outermost one ends. The head
+# is used only if no savepoint was opened since the lock returned it (Django counts them): then no
+# entry of the chain was written since (each one drops it) and none can have been rolled back. The
+# INSERT of an entry opening a savepoint first (a system account created to sign it, a nested
+# entry) makes `seal` read the head again.
+_locked_heads: ContextVar[dict | None] = ContextVar("audit_locked_heads", default=None)
+
+
+@contextlib.contextmanager
+def _locked_head(chain: str, head):
+    heads, token = _locked_heads.get(), None
+    if heads is None:
+        heads = {}
+        token = _locked_heads.set(heads)
+    if head is None:
+        heads.pop(chain, None)
+    else:
+        heads[chain] = (head, connection.savepoint_state)
+    try:
+        yield
+    finally:
+        if token is not None:
+            _locked_heads.reset(token)
+
+
+def _take_locked_head(chain: str):
+    """The head the chain's lock returned, if it is still the head (see `_locked_heads`); dropped."""
+    heads = _locked_heads.get()
+    kept = heads.pop(chain, None) if heads else None
+    if kept is None or kept[1] != connection.savepoint_state:
+        return None
+    return kept[0]
 
 
 def append(entry, *args, **kwargs) -> None:
@@ -210,32 +254,39 @@ def append(entry, *args, **kwargs) -> None:
         Model.save(entry, *args, **kwargs)
         return
     with transaction.atomic():
-        _lock(entry.chain)
-        Model.save(entry, *args, **kwargs)
+        with _locked_head(entry.chain, _lock(entry.chain)):
+            Model.save(entry, *args, **kwargs)
 
 
-def _head(table: str, chain: str):
-    """(seq, entry_hash) of the chain's last entry, or None. Written out rather than built by the
-    ORM: it runs at every audited save, and building and compiling the queryset took longer than
-    running it (bench/write_path)."""
+def _head(chain: str) -> tuple[int, str]:
+    """(position, hash) the chain's next entry follows: its last entry's, else (the chain purged
+    whole, or never written) the purge anchor's first position minus one and the hash it follows,
+    else (0, GENESIS) — what `audit_chain_lock` returns on PostgreSQL. Written out rather than
+    built by the ORM: it runs at audited saves, and building and compiling the queryset took longer
+    than running it (bench/write_path)."""
+    from audit.models import AuditEntry, ChainAnchor
+
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT seq, entry_hash FROM {table} WHERE chain = %s ORDER BY seq DESC LIMIT 1", [chain]
+            f"SELECT seq, entry_hash FROM {AuditEntry._meta.db_table} WHERE chain = %s"
+            " ORDER BY seq DESC LIMIT 1",
+            [chain],
         )
-        return cursor.fetchone()
+        found = cursor.fetchone()
+    if found is not None:
+        return found[0], found[1]
+    anchor = ChainAnchor.objects.filter(chain=chain).first()
+    return (anchor.first_seq - 1, anchor.prev_hash) if anchor else (0, GENESIS)
 
 
 def seal(entry) -> None:
-    """Give the entry its position and hashes, under the chain's lock, at the INSERT."""
-    from audit.models import AuditEntry, ChainAnchor
-
-    _complete(entry)
-    last = _head(AuditEntry._meta.db_table, entry.chain)
+    """Give the entry its position and hashes, under the chain's lock, at the INSERT: after the
+    head the lock returned (once), else the head read now."""
+    _complete(entry)  # may write an entry of its own first (the system account's creation)
+    last = _take_locked_head(entry.chain)
     if last is None:
-        anchor = ChainAnchor.objects.filter(chain=entry.chain).first()
-        entry.seq, entry.prev_hash = (anchor.first_seq, anchor.prev_hash) if anchor else (1, GENESIS)
-    else:
-        entry.seq, entry.prev_hash = last[0] + 1, last[1]
+        last = _head(entry.chain)
+    entry.seq, entry.prev_hash = last[0] + 1, last[1]
     entry.content_digest = content_digest(entry)
     entry.entry_hash = entry_hash(entry.prev_hash, entry)
 
@@ -687,10 +738,14 @@ def _audited():
     from audit import snapshots  # auditlog's receivers need the apps loaded
 
     with transaction.atomic(), snapshots.scope():
-        write_lock()
+        if holds_lock("change"):  # a service inside a service: the outer one holds the lock
+            yield
+            return
+        head = _lock("change")
         token = _held_chains.set(_held_chains.get() | {"change"})
         try:
-            yield
+            with _locked_head("change", head):
+                yield
         finally:
             _held_chains.reset(token)
 

@@ -28,13 +28,40 @@ DIGEST_SPACING = timedelta(hours=20)
 
 
 def channels_for(users, event_type: str) -> dict[int, str]:
-    """Effective channel of `event_type` for each user (their preference, else the default)."""
-    chosen = dict(
-        NotificationPreference.objects.filter(
-            user__in=[u.pk for u in users], event_type=event_type
-        ).values_list("user_id", "channel")
-    )
-    return {user.pk: chosen.get(user.pk, default_channel(event_type)) for user in users}
+    """Effective channel of `event_type` for each user (their preference, else the default). A
+    channel already read in the running transaction with the user (`known_channel`) is not read
+    again: no query when every user's is known."""
+    found, unknown = {}, []
+    for user in users:
+        known = user.__dict__.get(KNOWN_CHANNELS, {})
+        if event_type in known:
+            found[user.pk] = known[event_type]
+        else:
+            unknown.append(user.pk)
+    if unknown:
+        chosen = dict(
+            NotificationPreference.objects.filter(user__in=unknown, event_type=event_type).values_list(
+                "user_id", "channel"
+            )
+        )
+        found.update({pk: chosen.get(pk, default_channel(event_type)) for pk in unknown})
+    return found
+
+
+# Attribute of a User instance: {event type: effective channel}, read with that instance.
+KNOWN_CHANNELS = "_notification_channels"
+
+
+def known_channel(user, event_type: str, channel: str) -> None:
+    """`channel` is `user`'s effective channel for `event_type`, read in the running transaction
+    with this very instance (a step reads its referent's with its task, workflows.services): kept
+    on the instance, which lives as long as the step's read, for `channels_for`."""
+    user.__dict__.setdefault(KNOWN_CHANNELS, {})[event_type] = channel
+
+
+def forget_channels(user) -> None:
+    """The user's channels changed (`preferences_save`): none is known on this instance any more."""
+    user.__dict__.pop(KNOWN_CHANNELS, None)
 
 
 def absolute(path: str) -> str:

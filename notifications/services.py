@@ -70,6 +70,7 @@ def preferences_save(*, actor, choices: dict) -> int:
         event not in EventType.values or channel not in Channel.values for event, channel in choices.items()
     ):
         raise ValueError("unknown event type or channel")
+    outbox.forget_channels(actor)
     with transaction.atomic():
         for event, channel in choices.items():
             NotificationPreference.objects.update_or_create(

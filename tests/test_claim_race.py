@@ -263,3 +263,46 @@ def test_a_comment_and_an_acceptance_on_the_same_case_at_once_both_succeed(race_
         for thread in threads:
             thread.join(timeout=2 * BARRIER_TIMEOUT)
     assert problems == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writers_at_once_keep_both_audit_chains_whole(race_world, referent):
+    """Each chain's writers queue on its lock, which also returns the chain's head (PostgreSQL,
+    `audit_chain_lock`), or on BEGIN IMMEDIATE (SQLite), and each entry follows the head the
+    previous writer committed: services (change chain) and page accesses (access chain) from four
+    threads at once leave both chains verifiable, without a gap or a position taken twice."""
+    from audit import chain
+    from audit.models import AuditEntry
+    from casework import services as case_services
+
+    case = race_world["case"]
+    writers, rounds = 4, 8
+    barrier = threading.Barrier(writers, timeout=BARRIER_TIMEOUT)
+    problems = []
+
+    def write(index):
+        try:
+            user = User.objects.get(pk=referent.pk)
+            barrier.wait()
+            for turn in range(rounds):
+                case_services.comment_add(actor=user, case=case, body=f"Point {index}.{turn}")
+                AuditEntry.objects.log_create(
+                    case, force_log=True, action=AuditEntry.Action.ACCESS, actor=user
+                )
+        except BaseException as error:  # noqa: B036 - every outcome is recorded, then judged
+            problems.append(describe(error))
+        finally:
+            connection.close()
+
+    before = {c: AuditEntry.objects.filter(chain=c).count() for c in ("change", "access")}
+    threads = [threading.Thread(target=write, args=(index,)) for index in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=2 * BARRIER_TIMEOUT)
+    assert problems == []
+    assert chain.verify() == []
+    assert AuditEntry.objects.filter(chain="access").count() == before["access"] + writers * rounds
+    assert AuditEntry.objects.filter(chain="change").count() >= before["change"] + writers * rounds
+    for name, (seq, _hash) in chain.heads().items():
+        assert AuditEntry.objects.filter(chain=name).count() == seq  # positions 1..seq, each once

@@ -1,20 +1,23 @@
 """Statements compiled once per database with stand-in ids (workflows.compiled), and the flow lock
-taken from a task's id (workflows.flows.lock_request_of_task): the same rows and instances as the
-ORM's own queryset, each call with its own ids, and a loud failure rather than a wrong statement."""
+taken with the read of a step's task (workflows.flows.locked_task): the same rows and instances as
+the ORM's own queryset, each call with its own ids, and a loud failure rather than a wrong
+statement."""
 
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from viewflow.workflow.models import Task
+from viewflow.workflow.status import STATUS
 
 from audit.chain import audited_atomic
 from tests.test_claim_race import build_race_world, open_review_task
 from workflows import services
-from workflows.compiled import CompiledRead
+from workflows.compiled import CompiledRead, CompiledUpdate
 from workflows.flows import ServiceRequestFlow as FLOW
-from workflows.flows import lock_request_of_task
+from workflows.flows import locked_task, step_task_read
 
 
 def _review_task(site, referent):
@@ -56,7 +59,7 @@ def test_a_compiled_read_runs_the_orms_statement(site, referent):
     with CaptureQueriesContext(connection) as compiled:
         services._STEP_TASK(task=task.pk)
     with CaptureQueriesContext(connection) as orm:
-        list(Task.objects.select_related(*services.STEP_RELATED).filter(pk=task.pk).order_by())
+        list(step_task_read(task.pk, *services.STEP_RELATED))
     assert compiled[0]["sql"] == orm[0]["sql"]
 
 
@@ -72,40 +75,100 @@ def test_a_stand_in_missing_or_repeated_fails_loudly(site, referent):
         services._STEP_TASK(other=task.pk)
 
 
+def test_a_compiled_update_runs_the_orms_update_with_each_calls_values(site, referent):
+    """The deadline's cancellation (workflows.flows.ResponseDeadline): the ORM's own UPDATE, its
+    filter across the tasks' links made a subquery as `update()` makes it, each call with its ids
+    and its moment; only the timers still to fire (NEW or SCHEDULED) change."""
+    world = build_race_world(site, referent)
+    first, second = open_review_task(world, referent), open_review_task(world, referent)
+    timers = {
+        review.pk: Task.objects.get(process_id=review.process_id, flow_task=FLOW.review__timeout)
+        for review in (first, second)
+    }
+
+    def build(host, process, at):
+        armed = Task.objects.filter(
+            flow_task=FLOW.review__timeout, process_id=process, previous=host, status__in=["NEW", "SCHEDULED"]
+        )
+        return armed, {"status": STATUS.CANCELED, "finished": at}
+
+    cancel = CompiledUpdate(build, ids=("host", "process"), moments=("at",))
+    at = timezone.now()
+    with CaptureQueriesContext(connection) as orm, transaction.atomic():
+        build(first.pk, first.process_id, at)[0].update(status=STATUS.CANCELED, finished=at)
+        transaction.set_rollback(True)
+    with CaptureQueriesContext(connection) as compiled:
+        assert cancel(host=first.pk, process=first.process_id, at=at) == 1
+        assert cancel(host=second.pk, process=second.process_id, at=at) == 1
+    orm_update = [query["sql"] for query in orm if query["sql"].startswith("UPDATE")]
+    assert [query["sql"] for query in compiled][:1] == orm_update
+    for review in (first, second):
+        timer = Task.objects.get(pk=timers[review.pk].pk)
+        assert (timer.status, timer.finished) == (STATUS.CANCELED, at)
+    assert cancel(host=first.pk, process=first.process_id, at=timezone.now()) == 0  # ended: left
+    assert Task.objects.get(pk=timers[first.pk].pk).finished == at
+
+
+def test_a_compiled_update_without_its_stand_ins_fails_loudly(site, referent):
+    ignored = CompiledUpdate(
+        lambda task: (Task.objects.filter(pk=1), {"external_task_id": "x"}), ids=("task",)
+    )
+    with pytest.raises(RuntimeError, match="holds"):
+        ignored(task=1)
+    loose = CompiledUpdate(lambda at: (Task.objects.filter(pk=1), {"external_task_id": "x"}), moments=("at",))
+    with pytest.raises(RuntimeError, match="exactly one field"):
+        loose(at=timezone.now())
+    with pytest.raises(TypeError):
+        ignored(other=1)
+
+
 @pytest.mark.django_db(transaction=True)
-def test_the_flow_lock_is_found_from_the_task_and_held_until_the_service_ends(site, referent):
+def test_the_flow_lock_is_taken_with_the_task_and_held_until_the_service_ends(site, referent):
     task = _review_task(site, referent)
     with pytest.raises(RuntimeError):
-        lock_request_of_task(task.pk)  # outside a service: no chain lock taken first
+        locked_task(services._STEP_TASK, task.pk)  # outside a service: no chain lock taken first
     with audited_atomic():
-        assert lock_request_of_task(task.pk) == task.process_id
-        assert lock_request_of_task(-1) is None
+        assert locked_task(services._STEP_TASK, task.pk).process_id == task.process_id
+        assert locked_task(services._STEP_TASK, -1) is None
         if connection.vendor == "postgresql":
-            assert not _lockable_by_another_connection(task.process_id)
-    if connection.vendor == "postgresql":
-        assert _lockable_by_another_connection(task.process_id)  # released at the end of the service
+            assert not _lockable_by_another_connection(
+                "workflows_servicerequest", "process_ptr_id", task.process_id
+            )
+            assert not _lockable_by_another_connection("viewflow_process", "id", task.process_id)
+            assert not _lockable_by_another_connection("viewflow_task", "id", task.pk)
+    if connection.vendor == "postgresql":  # released at the end of the service
+        assert _lockable_by_another_connection("workflows_servicerequest", "process_ptr_id", task.process_id)
 
 
 def test_the_services_lock_waits_as_the_flows_lock_does(site, referent):
-    """`lock_request_of_task` takes the flow's own lock (`lock_impl`): waiting, tried once."""
+    """`locked_task` takes the flow's own lock (`lock_impl`): waiting, tried once."""
     assert FLOW.lock_impl.nowait is False and FLOW.lock_impl.attempts == 1
     task = _review_task(site, referent)
     with CaptureQueriesContext(connection) as queries, audited_atomic():
-        lock_request_of_task(task.pk)
-    (lock,) = [query["sql"] for query in queries if "workflows_servicerequest" in query["sql"]]
+        locked_task(services._STEP_TASK, task.pk)
+    (read,) = [query["sql"] for query in queries if "viewflow_task" in query["sql"]]
     if connection.vendor == "postgresql":
-        assert lock.endswith("FOR UPDATE") and "NOWAIT" not in lock
+        assert read.endswith('FOR UPDATE OF "viewflow_task", "viewflow_process", "workflows_servicerequest"')
+
+
+def test_the_step_read_of_another_flows_task_finds_nothing(site, referent):
+    """The request is joined (a row lock cannot be taken on the nullable side of an outer join): a
+    task whose process is not a request is not found, and nothing is locked for it."""
+    from viewflow.workflow.models import Process
+
+    process = Process.objects.create(flow_class=FLOW)
+    other = Task.objects.create(process=process, flow_task=FLOW.review)
+    with audited_atomic():
+        assert locked_task(services._STEP_TASK, other.pk) is None
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_compiled_lock_outside_a_transaction_is_refused(site, referent):
     from django.db.transaction import TransactionManagementError
 
-    from workflows.flows import _REQUEST_OF_TASK
-
     task = _review_task(site, referent)
     with pytest.raises(TransactionManagementError):
-        _REQUEST_OF_TASK(task=task.pk)
+        services._STEP_TASK(task=task.pk)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -113,13 +176,14 @@ def test_a_compiled_read_runs_on_the_calling_threads_connection(site, referent):
     """Compiled in one thread, run in another (daphne's worker threads, the timers' thread): the
     statement goes through the caller's own connection."""
     task = _review_task(site, referent)
-    services._STEP_TASK(task=task.pk)  # compiled here, on this thread's connection
+    with transaction.atomic():
+        services._STEP_TASK(task=task.pk)  # compiled here, on this thread's connection
     here = connections["default"]
     outcome = {}
 
     def other_thread():
         try:
-            with CaptureQueriesContext(connections["default"]) as queries:
+            with CaptureQueriesContext(connections["default"]) as queries, transaction.atomic():
                 (read,) = services._STEP_TASK(task=task.pk)
             outcome["queries"] = len(queries)
             outcome["request"] = read.process.servicerequest.pk
@@ -130,11 +194,11 @@ def test_a_compiled_read_runs_on_the_calling_threads_connection(site, referent):
     thread = threading.Thread(target=other_thread)
     thread.start()
     thread.join(timeout=30)
-    assert outcome["queries"] == 1 and outcome["request"] == task.process_id
+    assert outcome["queries"] == 3 and outcome["request"] == task.process_id  # BEGIN, the read, COMMIT
     assert outcome["connection"] is not here
 
 
-def _lockable_by_another_connection(request_id) -> bool:
+def _lockable_by_another_connection(table, column, pk) -> bool:
     import psycopg
     from psycopg import errors
 
@@ -150,8 +214,8 @@ def _lockable_by_another_connection(request_id) -> bool:
     try:
         with other.transaction():
             other.execute(
-                "SELECT 1 FROM workflows_servicerequest WHERE process_ptr_id = %s FOR UPDATE NOWAIT",
-                [request_id],
+                f"SELECT 1 FROM {table} WHERE {column} = %s FOR UPDATE NOWAIT",
+                [pk],
             )
         return True
     except errors.LockNotAvailable:

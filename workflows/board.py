@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from django.db import connections, router
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, sql
 from django.db.models.functions import Coalesce
+from django.db.models.signals import post_save, pre_save
 
 from casework.models import IDLE, Case, red_at_expression
 from notifications.delivery import board_ring_after_commit
@@ -88,8 +89,7 @@ class _OneCaseUpdate:
             expected.update(at=1, idle=2)
         return statement, slots_of(params, stand_ins, expected, "workflows.board")
 
-    def run(self, case_id: int, activity_at=None) -> None:
-        using = router.db_for_write(Case)
+    def statement(self, using: str, case_id: int, activity_at=None) -> tuple[str, list]:
         key = (using, activity_at is not None)
         if key not in self._compiled:
             self._compiled[key] = self._compile(using, activity_at is not None)
@@ -99,8 +99,12 @@ class _OneCaseUpdate:
         if activity_at is not None:
             values["at"] = self._date(activity_at, connection)
             values["idle"] = self._date(activity_at + IDLE, connection)
-        with connection.cursor() as cursor:
-            cursor.execute(statement, fill(slots, values))
+        return statement, fill(slots, values)
+
+    def run(self, case_id: int, activity_at=None) -> None:
+        using = router.db_for_write(Case)
+        with connections[using].cursor() as cursor:
+            cursor.execute(*self.statement(using, case_id, activity_at))
 
 
 _one_case_update = _OneCaseUpdate()
@@ -110,4 +114,54 @@ def refresh_case(case_id: int, site_id: int, case_public_id, activity_at=None) -
     """Recompute one case's summary (and, with `activity_at`, date its last activity) and ring its
     site's board after commit."""
     _one_case_update.run(case_id, activity_at)
+    board_ring_after_commit(site_id, case_public_id)
+
+
+def _insertable_with(instance, using: str) -> bool:
+    """`instance` can be inserted by a plain INSERT … RETURNING its id, as its `save()` would: a new
+    row of a model without parents, whose id and other columns the database does not fill, and
+    whose saves nobody listens to (no signal would be missed)."""
+    meta = type(instance)._meta
+    return (
+        connections[using].vendor == "postgresql"
+        and instance._state.adding
+        and instance.pk is None
+        and not meta.parents
+        and meta.auto_field is not None
+        and meta.db_returning_fields == [meta.auto_field]
+        and not any(field.generated or field.has_db_default() for field in meta.local_concrete_fields)
+        and not pre_save.has_listeners(type(instance))
+        and not post_save.has_listeners(type(instance))
+    )
+
+
+def insert_and_refresh_case(instance, case_id: int, site_id: int, case_public_id, activity_at=None) -> None:
+    """Save `instance` (a new row: a step's timeline row) and refresh its case's summary as
+    `refresh_case` does. On PostgreSQL in one statement when the row allows it (`_insertable_with`):
+    the INSERT as the ORM compiles it and the case's UPDATE, each a data-modifying part of one
+    WITH. The UPDATE's subqueries read the requests as the statement starts, which is all they
+    need: they read no row of `instance`'s table, and the step changed its request in an earlier
+    statement. Elsewhere, `save()` then the UPDATE."""
+    model = type(instance)
+    using = router.db_for_write(model, instance=instance)
+    if not _insertable_with(instance, using):
+        instance.save(using=using)
+        refresh_case(case_id, site_id, case_public_id, activity_at=activity_at)
+        return
+    meta = model._meta
+    fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
+    query = sql.InsertQuery(model)
+    query.insert_values(fields, [instance])
+    compiler = query.get_compiler(using)
+    compiler.returning_fields = [meta.auto_field]
+    ((insert, insert_params),) = compiler.as_sql()
+    update, update_params = _one_case_update.statement(using, case_id, activity_at)
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"WITH inserted AS ({insert}), board AS ({update}) SELECT * FROM inserted",
+            [*insert_params, *update_params],
+        )
+        (pk,) = cursor.fetchone()
+    instance.pk = meta.auto_field.to_python(pk)
+    instance._state.adding, instance._state.db = False, using
     board_ring_after_commit(site_id, case_public_id)

@@ -15,12 +15,13 @@ def record(request, kind, *, actor=None, organisation=None, text="", params=None
     `casework.services.record_activity` does), in the same UPDATE as the board's figures."""
     with translation.override("fr"):
         rendered = str(text) % params if params else str(text)
-    event = RequestEvent.objects.create(
-        request=request, kind=kind, actor=actor, organisation=organisation, text=rendered
-    )
+    event = RequestEvent(request=request, kind=kind, actor=actor, organisation=organisation, text=rendered)
     # Every step of a request goes through here (services, flow callbacks, the deadline timer):
-    # the one place that keeps the case's board summary true.
-    board.refresh_case(request.case_id, request.case.site_id, request.case.public_id, activity_at=activity_at)
+    # the one place that keeps the case's board summary true. The row and the summary's refresh
+    # are one statement on PostgreSQL.
+    board.insert_and_refresh_case(
+        event, request.case_id, request.case.site_id, request.case.public_id, activity_at=activity_at
+    )
     return event
 
 

@@ -13,7 +13,7 @@ could hand a task to "anyone"."""
 from contextlib import contextmanager
 
 from django.db import DatabaseError, transaction
-from django.db.models import Subquery
+from django.db.models import QuerySet
 from django.http import HttpResponseNotFound
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -23,12 +23,13 @@ from viewflow.workflow.activation import Activation
 from viewflow.workflow.base import Edge
 from viewflow.workflow.exceptions import FlowLockFailed
 from viewflow.workflow.flow import nodes as flow_nodes
+from viewflow.workflow.models import Task
 from viewflow.workflow.status import STATUS
 
 from audit.chain import holds_lock, write_lock
 from workflows import events, routing
 from workflows.business_days import add_business_days
-from workflows.compiled import CompiledRead
+from workflows.compiled import CompiledRead, CompiledUpdate
 from workflows.models import EventKind, RequestStatus, RequestTask, ServiceRequest
 
 NOBODY = "workflows.manage_servicerequest"  # no user holds it: tasks move through our services only
@@ -65,64 +66,78 @@ class ChainFirstLock(lock.SelectForUpdateLock):
                 yield
 
 
-# The flow lock on the request of a task, found from the task's id in the same statement: the
-# flow's own lock (`lock_impl`), waiting unless it says NOWAIT.
-_REQUEST_OF_TASK = CompiledRead(
-    lambda task: ServiceRequest.objects.filter(
-        pk=Subquery(RequestTask._base_manager.filter(pk=task).values("process_id"))
+# What a step locks when it reads its task (`locked_task`): the task, its process and its request.
+STEP_LOCKED = ("self", "process", "process__servicerequest")
+
+
+def step_task_read(task: int, *related: str) -> QuerySet:
+    """The queryset of `locked_task`: the task `task` of a request with `related` (select_related
+    paths), locked with its process and its request by the flow's own lock (`lock_impl`: waiting
+    unless it says NOWAIT). The request is joined, not outer-joined (a row lock cannot be taken on
+    the nullable side of an outer join): a task of another flow is not found."""
+    return (
+        Task.objects.select_related("process__servicerequest", *related)
+        .filter(pk=task, process__servicerequest__isnull=False)
+        .order_by()
+        .select_for_update(nowait=ServiceRequestFlow.lock_impl.nowait, of=STEP_LOCKED)
     )
-    .order_by()
-    .select_for_update(nowait=ServiceRequestFlow.lock_impl.nowait)
-    .values_list("pk", flat=True),
-    "task",
-)
 
 
-def lock_request_of_task(task_id: int) -> int | None:
-    """Inside a service: `ChainFirstLock`'s row lock on the request of task `task_id` — the same
+def locked_task(read: CompiledRead, task_id: int):
+    """Inside a service: the task `task_id` with its request, read under `ChainFirstLock`'s row
+    lock on the request, taken by that same statement — a compiled `step_task_read` — instead of
+    locking the request first and reading the task after it (one round trip less). The same
     waiting `SELECT … FOR UPDATE`, joining the service's transaction, a lock error raised as
-    `FlowLockFailed` —, the request found from the task in that same statement (one round trip
-    instead of reading the task first). The request's id, or None when there is no such task.
+    `FlowLockFailed`; the task and its process are locked with the request, so that all three are
+    read as they are once the lock is granted (READ COMMITTED reads the newest version of the
+    rows a statement locks). The case, its company and referent, and the provider are read as of
+    the statement's start, after the service took the audit chain's lock: an audited change of
+    those rows commits holding that lock (a service takes it first, an entry written outside one
+    takes it at its INSERT), so every such change is either already committed or waits for this
+    service's end. None when there is no such task.
     viewflow's `lock_scope` is not entered: it only defers `after_lock_released` callbacks, which
     only subprocesses queue, and this flow has none."""
     if not holds_lock():
-        raise RuntimeError("lock_request_of_task runs inside a service (audited_atomic)")
+        raise RuntimeError("locked_task runs inside a service (audited_atomic)")
     try:
-        locked = _REQUEST_OF_TASK(task=task_id)
+        found = read(task=task_id)
     except DatabaseError:
         raise FlowLockFailed(f"Lock failed for the request of task {task_id}") from None
-    return locked[0] if locked else None
+    return found[0] if found else None
 
 
 class ResponseDeadline(flow_nodes.TimerBoundary):
     """viewflow's interrupting timer boundary (what `.OnTimeout(delay, then)` builds), declared as a
-    node of its own: when its host task ends, the armed timer it cancels is found by a statement
-    compiled once per database (`workflows.compiled`) instead of one built and compiled at every
-    answer (a seventh of a partner's acceptance, bench/write_path). The same read — the timer of
-    this node armed by that host task in that process, not ended yet, with its request — and the
-    same cancellation through the timer's activation."""
+    node of its own. When its host task ends, viewflow reads the armed timer of this node (armed by
+    that host task in that process, not ended yet) with its request, and cancels it through the
+    timer's activation: NEW or SCHEDULED → CANCELED, `finished` set to now, the task saved. Here
+    the same cancellation is one UPDATE of those timers, compiled once per database
+    (`workflows.compiled`): the read and the save were two statements of a partner's acceptance
+    (bench/write_path). Nothing listens to that save (viewflow's cancel sends no signal, the task
+    is not audited: audit/apps.py), and a timer already started by the dispatcher is left to it, as
+    the activation's transition would (its source is NEW or SCHEDULED only)."""
 
-    ENDED = (STATUS.DONE, STATUS.CANCELED, STATUS.REVIVED, STATUS.ERROR)
+    CANCELLABLE = (STATUS.NEW, STATUS.SCHEDULED)  # the sources of TimerActivation.cancel
 
     def _ready(self):
         super()._ready()
         # Built on the flow's own node (flow classes copy their nodes before readying them).
-        self._armed = CompiledRead(
-            lambda host, process: self.flow_class.task_class._default_manager.filter(
-                flow_task=self, process_id=process, previous=host
-            ).exclude(status__in=self.ENDED),
-            "host",
-            "process",
+        self._cancel_armed = CompiledUpdate(
+            lambda host, process, at: (
+                self.flow_class.task_class._default_manager.filter(
+                    flow_task=self, process_id=process, previous=host, status__in=self.CANCELLABLE
+                ),
+                {"status": STATUS.CANCELED, "finished": at},
+            ),
+            ids=("host", "process"),
+            moments=("at",),
         )
 
     def _on_host_finished(self, **signal_kwargs):
         host_task = signal_kwargs["task"]
         if host_task.flow_task != self._attached_to:
             return
-        for task in self._armed(host=host_task.pk, process=host_task.process_id):
-            activation = self.activation_class(task)
-            if activation.cancel.can_proceed():
-                activation.cancel()
+        self._cancel_armed(host=host_task.pk, process=host_task.process_id, at=timezone.now())
 
 
 class AnswerActivation(flow.View.activation_class):

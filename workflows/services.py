@@ -5,6 +5,7 @@ permissions are queries, not gates)."""
 from contextlib import contextmanager
 from datetime import date
 
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -19,10 +20,12 @@ from casework import services as case_services
 from casework.enums import CaseState, InterventionKind, InterventionStatus, NeedStatus, ToolboxCategory
 from casework.exceptions import BusinessRuleError, NotAllowedError, StaleStateError
 from casework.models import Case, Intervention, Need, Organisation, ToolboxService, User
+from notifications import outbox
+from notifications.models import NotificationPreference, default_channel
 from notifications.services import notify
 from workflows import events
 from workflows.compiled import CompiledRead
-from workflows.flows import ServiceRequestFlow, lock_request_of_task
+from workflows.flows import ServiceRequestFlow, locked_task, step_task_read
 from workflows.models import (
     HELD_STATUSES,
     DeclineReason,
@@ -161,7 +164,7 @@ def task_claim(*, actor: User, task_id: int) -> Task:
     """Take a task of a queue. When two users claim at once, the flow lock serialises them:
     exactly one wins and the other is told who took it."""
     try:
-        with _locked(task_id, FLOW.review, FLOW.dispatch) as activation:
+        with _locked(task_id, FLOW.review, FLOW.dispatch, tells_referent="request_claimed") as activation:
             task = activation.task
             request = activation.process
             if not _may_handle(task, request, actor):
@@ -224,26 +227,53 @@ STEP_RELATED = (
     "process__servicerequest__provider",
 )
 
-# A step's task with all of the above, in one query compiled once per database (seven tables:
-# building and compiling it each time took longer than running it).
-_STEP_TASK = CompiledRead(
-    lambda task: Task.objects.select_related(*STEP_RELATED).filter(pk=task).order_by(), "task"
-)
+
+_STEP_READS: dict[str | None, CompiledRead] = {}
+
+
+def _step_read(event_type: str | None = None) -> CompiledRead:
+    """A step's task with all of the above, locked with its request (`flows.locked_task`), in one
+    query compiled once per database and form (seven tables: building and compiling it each time
+    took longer than running it). With `event_type`, the notification the step sends the
+    referent: the query also reads the referent's channel for it (`referent_channel`, None when
+    they chose none), which `notify` then does not read again (`outbox.known_channel`)."""
+    read = _STEP_READS.get(event_type)
+    if read is None:
+
+        def build(task):
+            queryset = step_task_read(task, *STEP_RELATED)
+            if event_type is None:
+                return queryset
+            chosen = NotificationPreference.objects.filter(
+                user_id=OuterRef("process__servicerequest__case__referent_id"), event_type=event_type
+            )
+            return queryset.annotate(referent_channel=Subquery(chosen.values("channel")[:1]))
+
+        read = _STEP_READS[event_type] = CompiledRead(build, "task")
+    return read
+
+
+_STEP_TASK = _step_read()
 
 
 @contextmanager
-def _locked(task_id: int, *nodes):
+def _locked(task_id: int, *nodes, tells_referent: str | None = None):
     """The activation of the human task `task_id` of one of `nodes`, under the flow lock on its
     request: viewflow's `task.activation()` — the flow lock, then the task read under it — with the
-    lock taken from the task's id in one statement, and the task read with its request and what
-    the step reads of it in one query (instead of the task, then the process and the request,
-    then each related object)."""
-    if lock_request_of_task(task_id) is None:
-        raise StaleStateError(_("This task does not exist any more."))
-    task = next(iter(_STEP_TASK(task=task_id)), None)
+    lock and the read of the task, its request and what the step reads of it in one statement
+    (instead of the lock, then the task, then the process and the request, then each related
+    object). `tells_referent`: the event type of the notification the step sends the case's
+    referent, whose channel for it is read in that same statement."""
+    task = locked_task(_step_read(tells_referent), task_id)
     if task is None or task.flow_task not in nodes:
         raise StaleStateError(_("This task does not exist any more."))
     activation = task.flow_task.activation_class(task)
+    if tells_referent is not None:
+        outbox.known_channel(
+            activation.process.case.referent,
+            tells_referent,
+            task.referent_channel or default_channel(tells_referent),
+        )
     # Read under the lock: auditlog's "before" of the request's update, instead of its own read.
     snapshots.keep(activation.process)
     yield activation
@@ -277,7 +307,7 @@ def _answerable(activation, actor: User) -> ServiceRequest:
 @audited_atomic
 def request_accept(*, actor: User, task_id: int) -> ServiceRequest:
     try:
-        with _locked(task_id, FLOW.review) as activation:
+        with _locked(task_id, FLOW.review, tells_referent="request_accepted") as activation:
             request = _answerable(activation, actor)
             now = timezone.now()
             request.accepted_by = actor
@@ -320,7 +350,7 @@ def request_decline(
     if reason == DeclineReason.OTHER and not reason_text:
         raise BusinessRuleError(_("Explain the reason of the decline."))
     try:
-        with _locked(task_id, FLOW.review) as activation:
+        with _locked(task_id, FLOW.review, tells_referent="request_declined") as activation:
             request = _answerable(activation, actor)
             if suggested_organisation is not None and suggested_organisation.pk == request.provider_id:
                 raise BusinessRuleError(_("Suggest another organisation than yours."))
@@ -498,7 +528,7 @@ def request_deliver(
         "result_trainings": _count(trainings, _("People entering training")),
     }
     try:
-        with _locked(task_id, FLOW.deliver) as activation:
+        with _locked(task_id, FLOW.deliver, tells_referent="request_delivered") as activation:
             task = activation.task
             _check_open(task)
             request = activation.process
