@@ -1,8 +1,10 @@
 """Live delivery: after commit, ring the doorbell of each recipient's personal group.
 
-The channel layer delivers at most once and may drop messages: the message carries no content,
-only "something new". Each socket then reads the user's rows after the last id it sent, from the
-database, which is the source of truth (see consumers.NotificationConsumer).
+The channel layer delivers at most once and may drop messages. A ring carries the new notification
+and the id of the recipient's previous one: a socket that sent exactly that previous one, with
+rights re-read less than a second ago that show the case, sends it as it is; any other socket reads
+the user's rows after the last id it sent from the database, which is the source of truth (see
+consumers.NotificationConsumer), and a dropped ring is caught up there.
 
 In the server, a view runs in a worker thread of daphne's event loop: its rings are handed to that
 loop and the response does not wait for Redis (measured on a partner's acceptance: 2 ms, and a
@@ -12,6 +14,7 @@ Redis that does not answer no longer holds the user's request up to its timeout)
 import asyncio
 import logging
 import os
+import time
 
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
@@ -61,11 +64,23 @@ def site_group(site_id: int) -> str:
     return f"site.{int(site_id)}"
 
 
-def ring_after_commit(user_ids) -> None:
-    ids = sorted({int(pk) for pk in user_ids})
-    if not ids:
+def ring_after_commit(rings) -> None:
+    """After commit, ring each recipient's group with what `notifications.services` wrote for them:
+    the notification's id, the id of their previous one, the case's facts and the message, with the
+    moment of the commit (`at`, seconds since the epoch). A socket sends the message at once only
+    when nothing can be missing before it and its rights are fresh; otherwise it reads the
+    database, as for a ring without content (consumers.NotificationConsumer.notify_poke)."""
+    rings = sorted(rings, key=lambda ring: ring["recipient"])
+    if not rings:
         return
-    transaction.on_commit(lambda: [_send(user_group(pk), {"type": "notify.poke"}) for pk in ids])
+
+    def ring_all():
+        at = time.time()
+        for ring in rings:
+            message = {key: value for key, value in ring.items() if key != "recipient"}
+            _send(user_group(ring["recipient"]), {"type": "notify.poke", "at": at, **message})
+
+    transaction.on_commit(ring_all)
 
 
 def revoke_after_commit(user_id: int) -> None:

@@ -79,6 +79,21 @@ def _message(row: dict) -> dict:
     }
 
 
+def message_of(notification: Notification, *, case_public_id, request_public_id) -> dict:
+    """The socket's message of a row just written (the same as `after` reads from the database)."""
+    return _message(
+        {
+            "id": notification.pk,
+            "event_type": notification.event_type,
+            "text": notification.text,
+            "created_at": notification.created_at,
+            "read_at": notification.read_at,
+            "case__public_id": case_public_id,
+            "request_public_id": request_public_id,
+        }
+    )
+
+
 def target_url(notification: Notification) -> str:
     return _url(
         notification.event_type,
