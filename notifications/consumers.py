@@ -7,12 +7,25 @@ Protocol (JSON):
   already holds. {"type": "revoked"} before closing when the session ends.
   {"type": "board", "site": id, "case": public id}: a case of a pilot site the user animates
   changed; boards re-read what changed from the database (the message carries nothing else).
-The channel layer only rings ("notify.poke", "board.changed"): a dropped or discarded ring is caught
-up at the next ring or reconnection, because the socket always reads the database after the last id
-it sent. Reading "after the last id" loses nothing because notification rows are written only by
-the services, inside their transaction, after the audit chain's lock (`audit.chain.write_lock`):
-writers are serialised, so ids are committed in increasing order and a lower id can never become
-visible after a higher one was read.
+The channel layer rings ("notify.poke", "board.changed"); the database is the source of truth. A
+"notify.poke" carries its notification (notifications.delivery): its id, the id of the user's
+previous notification (returned by the INSERT that wrote it), the moment of the commit, the case's
+site, referent and referent organisation as the writing transaction saw them, and the message. The
+socket sends that message as it came only when all of these hold (`_can_send_as_rung`):
+- nothing of the user can be missing before it: the previous id is at most the last id the socket
+  read or sent (so a dropped ring is never skipped over);
+- the ring is less than RIGHTS_TTL old;
+- rights re-read less than RIGHTS_TTL ago (notifications.rights, one keeper per process for every
+  open socket) say the user is active under the current charter and, for a notification about a
+  case, show the case through its referent, its site's animators or a platform administrator
+  (casework.rules.sees_case_by_roles; the other ways of seeing a case are the database's to say).
+Any other ring — a gap, stale rights, a case the roles do not show, a ring without content —
+reads the database after the last id, as a hello does: a dropped or discarded ring is caught up at
+the next ring or reconnection. Reading "after the last id" loses nothing because notification rows
+are written only by the services, inside their transaction, after the audit chain's lock
+(`audit.chain.write_lock`): writers are serialised, so ids are committed in increasing order and a
+lower id can never become visible after a higher one was read; the same order makes the INSERT's
+previous id final. Each message is sent once: an id at or below the last one is never sent again.
 
 Frames are parsed strictly (`receive`): a binary frame, a text frame longer than MAX_FRAME
 characters, text that is not JSON, JSON nested deeper than MAX_DEPTH, anything but an object with a
@@ -21,8 +34,9 @@ socket with CLOSE_BAD_FRAME (4400), logged in one line, no traceback. An object 
 (a newer page talking to an older server during a deployment).
 
 Rights are re-read from the database, never trusted from the connection: the user (active, charter)
-and their roles at most RIGHTS_TTL seconds old at each ring, so losing access to a case stops its
-notifications within a second. The sites whose boards the socket follows are re-read when the
+and their roles at most RIGHTS_TTL seconds old at each ring — by the keeper for a ring sent as it
+came, by the socket's own read otherwise —, so losing access to a case stops its notifications
+within a second. The sites whose boards the socket follows are re-read when the
 user's animator assignments change ("rights.changed", sent after commit by a signal) and at the
 latest every BOARD_RIGHTS_TTL seconds.
 
