@@ -31,14 +31,14 @@ KEEP_INTERVAL = 0.4  # rights are then at most about half a second old when the 
 
 @dataclass(frozen=True)
 class Rights:
-    read_at: float  # time.monotonic() when their read began
     allowed: bool  # active and under the current charter: may receive notifications at all
     is_platform_admin: bool
     roles: Roles
 
 
 _followed: dict[int, int] = {}  # user id -> open sockets of this process
-_rights: dict[int, Rights] = {}
+_rights: dict[int, Rights] = {}  # of the followed users, all read together
+_read_at = float("-inf")  # time.monotonic() when that read began
 _task = None
 
 
@@ -57,53 +57,51 @@ def unfollow(user_id: int) -> None:
         _followed[user_id] = left
     else:
         _followed.pop(user_id, None)
-        _rights.pop(user_id, None)
 
 
 def fresh(user_id: int) -> Rights | None:
-    rights = _rights.get(user_id)
-    if rights is None or time.monotonic() - rights.read_at > RIGHTS_TTL:
+    """The user's rights if read less than RIGHTS_TTL ago, else None."""
+    if time.monotonic() - _read_at > RIGHTS_TTL:
         return None
-    return rights
+    return _rights.get(user_id)
 
 
 def read(user_ids) -> dict[int, Rights]:
     """The rights of `user_ids` now (a user who is not active comes back not allowed)."""
     from casework.models import User
-    from casework.rules import roles_of_users
+    from casework.rules import NO_ROLES, ids_among, roles_of_users
 
-    read_at = time.monotonic()
     ids = list(user_ids)
     users = {
         pk: (superuser, charter)
-        for pk, superuser, charter in User.objects.filter(pk__in=ids, is_active=True).values_list(
+        for pk, superuser, charter in User.objects.filter(pk__in=ids_among(ids), is_active=True).values_list(
             "pk", "is_superuser", "accepted_charter_version"
         )
     }
     roles = roles_of_users(users)
     current = settings.CONFIDENTIALITY_CHARTER_VERSION
-    rights = {}
-    for pk in ids:
-        superuser, charter = users.get(pk, (False, None))
-        allowed = pk in users and charter == current
-        rights[pk] = Rights(read_at, allowed, allowed and superuser, roles.get(pk, _NO_ROLES))
+    refused = Rights(False, False, NO_ROLES)
+    rights = dict.fromkeys(ids, refused)
+    for pk, (superuser, charter) in users.items():
+        if charter == current:
+            rights[pk] = Rights(True, superuser, roles[pk])
     return rights
 
 
-_NO_ROLES = Roles(frozenset(), frozenset(), frozenset(), frozenset())
 # A thread of its own (thread_sensitive=False): not the one where the sockets' reads wait.
 _read_apart = database_sync_to_async(read, thread_sensitive=False)
 
 
 async def refresh() -> None:
     """Re-read the rights of every user followed now (also what tests call to skip the wait)."""
+    global _rights, _read_at
     ids = list(_followed)
     if not ids:
         return
+    read_at = time.monotonic()
     rights = await _read_apart(ids)
-    for pk, value in rights.items():
-        if pk in _followed:  # not unfollowed meanwhile
-            _rights[pk] = value
+    if read_at >= _read_at:  # not overtaken by a later read
+        _rights, _read_at = rights, read_at
 
 
 async def _keep() -> None:
