@@ -51,6 +51,7 @@ the groups again, replays from the database what it missed and re-reads the live
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -58,13 +59,17 @@ import weakref
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.contrib.auth import get_user_model
 
 from casework.rules import sees_case_by_roles
 from notifications import quota, selectors
 from notifications import rights as keeper
 from notifications.delivery import site_group, user_group
+from notifications.layer import hints_of
 from workflows.compiled import CompiledRead
 
 try:
@@ -92,6 +97,7 @@ CLOSE_TRY_AGAIN = 4503
 WATCH_INTERVAL = 2.0
 RIGHTS_TTL = keeper.RIGHTS_TTL
 BOARD_RIGHTS_TTL = 30.0
+HINTS_QUEUED = 100  # hints waiting for a busy socket; beyond, they are dropped (the rings follow)
 
 
 async def layer_identity(layer):
@@ -198,7 +204,7 @@ def last_id_of(content: dict) -> int:
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def __call__(self, scope, receive, send):
         try:
-            await super().__call__(scope, receive, send)
+            await self._consume(scope, receive, send)
         except LAYER_ERRORS as error:
             # Refused before the handshake, closed after it: either way the browser tries again later.
             logger.warning("notifications: channel layer unreachable, socket closed (%s)", error)
@@ -208,7 +214,25 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             _sockets.discard(self)
             self._unfollow()
             with contextlib.suppress(Exception):
+                await self._forget_hints()
+            with contextlib.suppress(Exception):
                 await quota.release(self)  # also when the socket ended on an error
+
+    async def _consume(self, scope, receive, send):
+        """channels' `AsyncConsumer.__call__`, with a third source of messages beside the client's
+        frames and the layer's channel: the hints of the user's rings (notifications.layer), put in
+        `self.hints` by this process's pub/sub reader. channels' loop (`await_many_dispatch`) keeps
+        one pending read per source and dispatches their messages one at a time, in arrival order."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = send
+        self.hints = asyncio.Queue(maxsize=HINTS_QUEUED)
+        try:
+            await await_many_dispatch([receive, self.channel_receive, self.hints.get], self.dispatch)
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message):
         """channels' dispatch without its `aclose_old_connections()` before every handler: that is a
@@ -250,11 +274,16 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         keeper.follow(self.user_id)
         self.followed = True
+        self.ring_hints = hints_of(self.channel_layer)
+        if self.ring_hints is not None:
+            with contextlib.suppress(*LAYER_ERRORS):  # only hints: the rings through the queue come anyway
+                await self.ring_hints.listen(self.user_id, self.hints)
         if self.layer_identity is not None:
             _watch(self)
 
     async def disconnect(self, code):
         self._unfollow()
+        await self._forget_hints()
         await quota.release(self)
         groups = [self.group] if getattr(self, "group", None) else []
         groups += [site_group(site_id) for site_id in getattr(self, "joined_site_ids", ())]
@@ -262,6 +291,12 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             # The layer may be down: the membership then dies with it, or expires (group_expiry).
             with contextlib.suppress(*LAYER_ERRORS):
                 await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _forget_hints(self):
+        ring_hints, self.ring_hints = getattr(self, "ring_hints", None), None
+        if ring_hints is not None:
+            with contextlib.suppress(*LAYER_ERRORS):
+                await ring_hints.forget(self.user_id, self.hints)
 
     def _unfollow(self):
         if getattr(self, "followed", False):
@@ -288,10 +323,11 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def notify_poke(self, event):
         if self.last_id is None:
             return  # no hello yet: the hello reads the database
+        if isinstance(event.get("id"), int) and event["id"] <= self.last_id:
+            return  # already read or sent (its hint came first, or the database read had it)
         if self._can_send_as_rung(event):
-            if event["id"] > self.last_id:
-                await self.send_json(event["message"])
-                self.last_id = event["id"]
+            await self.send_json(event["message"])
+            self.last_id = event["id"]
             return
         await self._push_new()
 

@@ -12,6 +12,7 @@ Redis that does not answer no longer holds the user's request up to its timeout)
 (commands, the timer process, tests) the ring is sent before `_send` returns."""
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -19,6 +20,8 @@ import time
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+from notifications.layer import RedisChannelLayer, hint
 
 logger = logging.getLogger(__name__)
 
@@ -38,23 +41,28 @@ def _server_loop():
     return loop
 
 
-async def _deliver(layer, group: str, message: dict) -> None:
+async def _deliver(layer, group: str, message: dict, hint_user=None) -> None:
+    if hint_user is not None and isinstance(layer, RedisChannelLayer):
+        # First the hint (one round trip to the user's sockets, may be lost: notifications.layer),
+        # then the ring through the layer's queue, which is kept until a socket reads it.
+        with contextlib.suppress(Exception):  # Redis down: group_send below says so
+            await hint(layer, hint_user, message)
     try:
         await layer.group_send(group, message)
     except Exception:  # the layer (Redis) may be down: the rows stay, sockets catch up later
         logger.warning("notifications: could not reach group %s", group, exc_info=True)
 
 
-def _send(group: str, message: dict) -> None:
+def _send(group: str, message: dict, hint_user=None) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
     loop = _server_loop()
     if loop is not None:
-        asyncio.run_coroutine_threadsafe(_deliver(layer, group, message), loop)
+        asyncio.run_coroutine_threadsafe(_deliver(layer, group, message, hint_user), loop)
         return
     try:
-        async_to_sync(_deliver)(layer, group, message)
+        async_to_sync(_deliver)(layer, group, message, hint_user)
     except RuntimeError:  # a thread that runs an event loop of its own: the ring is lost, not the step
         logger.warning("notifications: could not ring group %s from this thread", group, exc_info=True)
 
@@ -77,8 +85,9 @@ def ring_after_commit(rings) -> None:
     def ring_all():
         at = time.time()
         for ring in rings:
+            user_id = ring["recipient"]
             message = {key: value for key, value in ring.items() if key != "recipient"}
-            _send(user_group(ring["recipient"]), {"type": "notify.poke", "at": at, **message})
+            _send(user_group(user_id), {"type": "notify.poke", "at": at, **message}, hint_user=user_id)
 
     transaction.on_commit(ring_all)
 

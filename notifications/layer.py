@@ -13,6 +13,8 @@ them alike. Measured in `make bench` (docs/performance.md).
 Everything else is channels_redis's: sending to one channel, receiving, groups, expiry, capacity,
 encryption (`symmetric_encryption_keys`)."""
 
+import asyncio
+import contextlib
 import logging
 import time
 
@@ -61,3 +63,105 @@ class RedisChannelLayer(_RedisChannelLayer):
             over = await self.connection(index).eval(GROUP_SEND, len(channel_keys), *channel_keys, *args)
             if over > 0:
                 logger.info("%s of %s channels over capacity in group %s", over, len(channel_names), group)
+
+
+# --- Hints: the notification's ring, ahead of the doorbell --------------------------------------
+#
+# A ring through the layer's queue (group_send, then the receiving process's BZPOPMIN and its backup
+# write) makes five Redis round trips one after the other before the socket wakes. The same ring is
+# first published on Redis pub/sub (`hint`), one round trip to the processes that hold the user's
+# sockets, which put it in the socket's own receive buffer: the socket handles it as any message,
+# in order with the others. Pub/sub keeps nothing: a hint published while a process is
+# disconnected, or to a socket busy at that moment, is lost — the ring through the queue follows
+# anyway and is then the one handled (a socket ignores a ring whose id it already read or sent).
+# So hints change how soon, never what: what a socket sends is decided by its last id, its rights
+# and the database, as for any ring (notifications.consumers).
+
+
+def _hint_channel(layer, user_id: int) -> str:
+    return f"{layer.prefix}hint.user.{int(user_id)}"
+
+
+class RingHints:
+    """The hints of this process: the queues of the sockets listening to each user's hints, and the
+    one pub/sub connection (and reading task) that receives them. One per layer and event loop."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.sockets: dict[int, list[asyncio.Queue]] = {}  # user id -> the hint queues of their sockets
+        self.pubsub = None
+        self.reader = None
+        self.failing = False
+
+    async def listen(self, user_id: int, queue: asyncio.Queue) -> None:
+        queues = self.sockets.setdefault(user_id, [])
+        queues.append(queue)
+        if len(queues) == 1:
+            if self.pubsub is None:
+                self.pubsub = self.layer.connection(0).pubsub()
+            await self.pubsub.subscribe(_hint_channel(self.layer, user_id))
+        if self.reader is None or self.reader.done():
+            self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def forget(self, user_id: int, queue: asyncio.Queue) -> None:
+        queues = self.sockets.get(user_id)
+        if not queues or queue not in queues:
+            return
+        queues.remove(queue)
+        if not queues:
+            del self.sockets[user_id]
+            if self.pubsub is not None:
+                await self.pubsub.unsubscribe(_hint_channel(self.layer, user_id))
+
+    def _deliver(self, user_id: int, data: bytes) -> None:
+        queues = self.sockets.get(user_id)
+        if not queues:
+            return
+        message = self.layer.deserialize(data)
+        for queue in queues:
+            with contextlib.suppress(asyncio.QueueFull):  # a socket far behind: the ring follows
+                queue.put_nowait(dict(message))
+
+    async def _read(self) -> None:
+        prefix = _hint_channel(self.layer, 0)[:-1]
+        while self.sockets:
+            try:
+                message = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # Redis unreachable: the rings through the queue still come
+                if not self.failing:
+                    logger.warning("notifications: ring hints interrupted (%s)", error)
+                self.failing = True
+                await asyncio.sleep(1.0)
+                continue
+            self.failing = False
+            if message is None or message.get("type") != "message":
+                continue
+            name = message["channel"]
+            name = name.decode() if isinstance(name, bytes) else name
+            if name.startswith(prefix):
+                with contextlib.suppress(Exception):  # a hint that cannot be read is only a hint
+                    self._deliver(int(name[len(prefix) :]), message["data"])
+
+
+_hints: dict = {}
+
+
+def hints_of(layer) -> RingHints | None:
+    """This process's hints for `layer` on the running loop; None for a layer without them (the
+    in-memory layer of the embedded mode)."""
+    if not isinstance(layer, RedisChannelLayer):
+        return None
+    loop = asyncio.get_running_loop()
+    key = (id(layer), loop)
+    if key not in _hints:
+        if len(_hints) > 16:  # loops of finished tests
+            _hints.clear()
+        _hints[key] = RingHints(layer)
+    return _hints[key]
+
+
+async def hint(layer, user_id: int, message: dict) -> None:
+    """Publish `message` (a notification's ring) to the processes holding `user_id`'s sockets."""
+    await layer.connection(0).publish(_hint_channel(layer, user_id), layer.serialize(message))

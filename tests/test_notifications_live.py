@@ -191,6 +191,15 @@ async def test_a_step_does_not_wait_for_the_layer_to_deliver_its_ring(monkeypatc
     await communicator.send_json_to({"type": "ping"})  # answered once the hello is handled
     assert await communicator.receive_json_from(timeout=3) == {"type": "pong"}
     monkeypatch.setattr(layer, "group_send", slow_group_send)
+    from notifications import delivery
+
+    original_hint = delivery.hint
+
+    async def slow_hint(*args):  # the ring's hint (Redis pub/sub) is held up as well
+        await released.wait()
+        return await original_hint(*args)
+
+    monkeypatch.setattr(delivery, "hint", slow_hint)
     await asyncio.wait_for(send(user, "sans attendre"), timeout=5)
     assert await communicator.receive_nothing(timeout=0.3)
     released.set()
@@ -387,22 +396,21 @@ async def test_a_ring_with_nothing_missing_before_it_is_sent_without_reading_the
 async def test_a_ring_after_a_lost_one_reads_the_database_nothing_lost_nothing_twice(database_reads):
     """The first ring is dropped: the second names a previous notification the socket never sent,
     so the socket reads the database (both, in order); the third goes as it came again."""
-    from notifications import rights
+    from notifications import delivery, rights
 
     user = await make_user()
-    layer = get_channel_layer()
-    original = layer.group_send
+    original = delivery._deliver
     dropped = []
 
-    async def drop_the_first(group, message):
+    async def drop_the_first(layer, group, message, hint_user=None):
         if message["type"] == "notify.poke" and not dropped:
-            dropped.append(message["id"])
+            dropped.append(message["id"])  # its hint and its ring through the queue
             return None
-        return await original(group, message)
+        return await original(layer, group, message, hint_user)
 
     communicator = await hello(user)
     database_reads.clear()
-    layer.group_send = drop_the_first
+    delivery._deliver = drop_the_first
     try:
         received = []
         await send(user, "perdu")
@@ -414,7 +422,7 @@ async def test_a_ring_after_a_lost_one_reads_the_database_nothing_lost_nothing_t
         await send(user, "troisième")
         received.append(await communicator.receive_json_from(timeout=3))
     finally:
-        del layer.group_send
+        delivery._deliver = original
     assert [message["text"] for message in received] == ["perdu", "suivant", "troisième"]
     assert received[0]["id"] == dropped[0]
     assert len(database_reads) == 1
@@ -495,10 +503,60 @@ async def test_a_stale_ring_reads_the_database(database_reads, monkeypatch):
     database_reads.clear()
     rings = []
     with monkeypatch.context() as patched:
-        patched.setattr(delivery, "_send", lambda group, message: rings.append((group, message)))
+        patched.setattr(delivery, "_send", lambda group, message, **_: rings.append((group, message)))
         await send(user, "en retard")
     [(group, ring)] = rings
     await get_channel_layer().group_send(group, {**ring, "at": ring["at"] - 5})  # rung 5 s ago
     assert (await communicator.receive_json_from(timeout=3))["text"] == "en retard"
     assert len(database_reads) == 1
+    await communicator.disconnect()
+
+
+def _needs_hints():
+    from notifications.layer import RedisChannelLayer
+
+    if not isinstance(get_channel_layer(), RedisChannelLayer):
+        pytest.skip("hints go through Redis pub/sub (the in-memory layer has none)")
+
+
+@run_async
+async def test_the_hint_alone_brings_the_notification_and_once_only(monkeypatch):
+    """The ring through the layer's queue is lost: its hint (Redis pub/sub) still brings the
+    notification; with both, the socket sends it once."""
+    _needs_hints()
+    user = await make_user()
+    communicator = await hello(user)
+    layer = get_channel_layer()
+    original = layer.group_send
+
+    async def no_queue(group, message):
+        if message["type"] != "notify.poke":
+            return await original(group, message)
+        return None
+
+    monkeypatch.setattr(layer, "group_send", no_queue)
+    await send(user, "par l'indice")
+    assert (await communicator.receive_json_from(timeout=3))["text"] == "par l'indice"
+    monkeypatch.setattr(layer, "group_send", original)
+    await send(user, "par les deux")
+    assert (await communicator.receive_json_from(timeout=3))["text"] == "par les deux"
+    assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
+
+
+@run_async
+async def test_a_lost_hint_is_made_up_by_the_ring_through_the_queue(monkeypatch):
+    _needs_hints()
+    from notifications import delivery
+
+    user = await make_user()
+    communicator = await hello(user)
+
+    async def lost(layer, user_id, message):
+        return None
+
+    monkeypatch.setattr(delivery, "hint", lost)
+    await send(user, "sans indice")
+    assert (await communicator.receive_json_from(timeout=3))["text"] == "sans indice"
+    assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()
