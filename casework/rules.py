@@ -45,22 +45,67 @@ def user_roles(user) -> Roles:
     cached = getattr(user, "_casework_roles", None)
     if cached is not None:
         return cached
+    roles = roles_of_users([user.pk])[user.pk]
+    user._casework_roles = roles
+    return roles
+
+
+def ids_param(connection, ids):
+    """A list of ids as one parameter of `ids_subquery`: an array for PostgreSQL, JSON for SQLite."""
+    ids = [int(pk) for pk in ids]
+    if connection.vendor == "postgresql":
+        return ids
+    import json
+
+    return json.dumps(ids)
+
+
+def ids_subquery(param):
+    """The ids of `param` (made by `ids_param`) as a subquery for an `__in` lookup: one parameter
+    whatever their number (the ORM compiles a thousand ids into a thousand placeholders, 5 ms a
+    query, and into a statement of its own for each length)."""
+    from django.db import connection
+    from django.db.models.expressions import RawSQL
+
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::bigint[])", (param,))
+    return RawSQL("SELECT value FROM json_each(%s)", (param,))
+
+
+def ids_among(ids):
+    """`ids` for an `__in` lookup, as `ids_subquery`."""
+    from django.db import connection
+
+    return ids_subquery(ids_param(connection, ids))
+
+
+def roles_of_users(user_ids) -> dict[int, Roles]:
+    """The roles of each of `user_ids` (active users or not: the caller checks), from three
+    queries whatever their number: what `user_roles` reads for one user."""
     from casework.models import Membership, SiteAnimator, TerritoryObserver
 
-    memberships = list(
-        Membership.objects.filter(user=user, is_active=True, organisation__is_active=True).values_list(
-            "organisation_id", "can_be_referent"
+    ids = [int(pk) for pk in user_ids]
+    among = ids_among(ids)
+    memberships, animated, observed = {}, {}, {}
+    for user_id, organisation_id, can_be_referent in Membership.objects.filter(
+        user_id__in=among, is_active=True, organisation__is_active=True
+    ).values_list("user_id", "organisation_id", "can_be_referent"):
+        memberships.setdefault(user_id, []).append((organisation_id, can_be_referent))
+    for user_id, site_id in SiteAnimator.objects.filter(user_id__in=among).values_list("user_id", "site_id"):
+        animated.setdefault(user_id, set()).add(site_id)
+    for user_id, territory_id in TerritoryObserver.objects.filter(user_id__in=among).values_list(
+        "user_id", "territory_id"
+    ):
+        observed.setdefault(user_id, set()).add(territory_id)
+    roles = dict.fromkeys(ids, NO_ROLES)
+    for user_id in memberships.keys() | animated.keys() | observed.keys():
+        held = memberships.get(user_id, ())
+        roles[user_id] = Roles(
+            animated_site_ids=frozenset(animated.get(user_id, ())),
+            referent_organisation_ids=frozenset(org for org, can in held if can),
+            organisation_ids=frozenset(org for org, _can in held),
+            observed_territory_ids=frozenset(observed.get(user_id, ())),
         )
-    )
-    animated = SiteAnimator.objects.filter(user=user).values_list("site_id", flat=True)
-    observed = TerritoryObserver.objects.filter(user=user).values_list("territory_id", flat=True)
-    roles = Roles(
-        animated_site_ids=frozenset(animated),
-        referent_organisation_ids=frozenset(org for org, can in memberships if can),
-        organisation_ids=frozenset(org for org, _can in memberships),
-        observed_territory_ids=frozenset(observed),
-    )
-    user._casework_roles = roles
     return roles
 
 
@@ -93,6 +138,42 @@ def case_visibility_q(user) -> Q:
     for extra in _CASE_VISIBILITY_EXTENSIONS:
         visible |= extra(user, roles)
     return visible
+
+
+def sees_case_by_roles(
+    user_id: int,
+    *,
+    is_platform_admin: bool,
+    roles: Roles,
+    site_id: int,
+    referent_id: int,
+    referent_organisation_id: int,
+) -> bool:
+    """True when `case_visibility_q` shows a case to a user through one of its clauses that need only
+    the user's roles and the case's site and referent: a platform administrator; the referent,
+    acting for one of their referent organisations; an animator of the case's site. False proves
+    nothing — a handover or an extension (`extend_case_visibility`) may show it: ask the database.
+    For an active user who accepted the current charter (the caller checks); keep in step with
+    `case_visibility_q` (tests/test_visibility.py compares them)."""
+    if is_platform_admin:
+        return True
+    if referent_id == user_id and referent_organisation_id in roles.referent_organisation_ids:
+        return True
+    return site_id in roles.animated_site_ids
+
+
+def sees_every_case_of_sites(user, site_ids) -> bool:
+    """True when `case_visibility_q` shows the user every case of these pilot sites: a platform
+    administrator, or an animator of each of them (its animator clause), active and under the
+    current charter. Then `Case.objects.visible_to(user).filter(site__in=site_ids)` is every case of
+    those sites, and a read of them needs no visibility condition (the status board's)."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    if not user.has_accepted_current_charter:
+        return False
+    if user.is_platform_admin:
+        return True
+    return set(site_ids) <= user_roles(user).animated_site_ids
 
 
 def _handover_visibility_q(user) -> Q:

@@ -250,7 +250,7 @@ if REDIS_URL:
         )
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "notifications.layer.RedisChannelLayer",
             "CONFIG": {
                 # redis-py ≥ 6 reads with a 5 s socket timeout by default, the very length of the
                 # layer's blocking receive (BZPOPMIN, 5 s): under load the read timed out first and

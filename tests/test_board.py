@@ -386,3 +386,71 @@ def test_the_one_case_refresh_gives_the_figures_of_the_general_refresh(site, ref
         assert figures() == general
         assert any(row["open_requests"] for row in general.values())
         assert any(row["next_deadline"] for row in general.values())
+
+
+def _board_figures(board) -> list:
+    return [
+        (column.state, column.count, dict(column.lights), [vars(card) for card in column.cards])
+        for column in board.columns
+    ] + [[(person.pk, person.get_full_name(), person.get_username()) for person in board.referents]]
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_the_compiled_board_is_the_board_of_the_visible_cases(
+    site, other_site, animator, admin_user, seed, monkeypatch
+):
+    """Whoever sees every case of the board's sites gets the board from statements compiled once
+    (cockpit.selectors._compiled): the same board, card by card, as the same reads built over the
+    user's visible cases, for each filter, at two moments (each call's own dates and values)."""
+    from casework import rules
+
+    rng = random.Random(seed)
+    referents = random_cases(rng, site, other_site, 40)
+    SiteAnimatorFactory(user=animator, site=other_site)
+    sites = sorted([site, other_site], key=lambda s: s.pk)
+    filters = [
+        {},
+        {"referent_id": referents[0].pk},
+        {"category": ToolboxCategory.values[0]},
+        {"overdue_only": True},
+        {"referent_id": referents[1].pk, "overdue_only": True, "category": ToolboxCategory.values[1]},
+    ]
+    real = rules.sees_every_case_of_sites
+    for user in (admin_user, animator):
+        for moment in (timezone.now(), timezone.now() + timedelta(days=9)):
+            for chosen in filters:
+                for chosen_sites in (sites, [site]):
+                    assert real(user, [s.pk for s in chosen_sites])
+                    compiled = selectors.board(user, chosen_sites, now=moment, **chosen)
+                    monkeypatch.setattr(rules, "sees_every_case_of_sites", lambda *args: False)
+                    built = selectors.board(user, chosen_sites, now=moment, **chosen)
+                    monkeypatch.setattr(rules, "sees_every_case_of_sites", real)
+                    assert _board_figures(compiled) == _board_figures(built), (user, moment, chosen)
+    assert compiled.count and any(column.cards for column in compiled.columns)
+
+
+def test_every_case_of_the_sites_is_visible_exactly_when_the_rule_says_so(
+    site, other_site, animator, admin_user, referent, observer
+):
+    """`sees_every_case_of_sites`: an administrator, an animator of each site; then the visible
+    cases of those sites are all of them."""
+    from casework import rules
+
+    for _ in range(3):
+        CaseFactory(site=site, active=True)
+        CaseFactory(site=other_site, active=True)
+    cases = [site.pk], [other_site.pk], [site.pk, other_site.pk]
+    for user in (animator, admin_user, referent, observer):
+        for site_ids in cases:
+            every = set(Case.objects.filter(site_id__in=site_ids).values_list("pk", flat=True))
+            visible = set(
+                Case.objects.visible_to(user).filter(site_id__in=site_ids).values_list("pk", flat=True)
+            )
+            if rules.sees_every_case_of_sites(user, site_ids):
+                assert visible == every
+    assert rules.sees_every_case_of_sites(animator, [site.pk])
+    assert not rules.sees_every_case_of_sites(animator, [site.pk, other_site.pk])
+    assert rules.sees_every_case_of_sites(admin_user, [site.pk, other_site.pk])
+    assert not rules.sees_every_case_of_sites(referent, [site.pk])
+    admin_user.accepted_charter_version = ""
+    assert not rules.sees_every_case_of_sites(admin_user, [site.pk])

@@ -222,3 +222,49 @@ def _lockable_by_another_connection(table, column, pk) -> bool:
         return False
     finally:
         other.close()
+
+
+def test_a_compiled_query_takes_dates_text_and_lists_of_any_length(site, referent):
+    """workflows.compiled.CompiledQuery: one statement for every call (a list of ids is one
+    parameter), each call's own values converted as the ORM converts them, the ORM's rows."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from casework.models import Case
+    from tests.factories import CaseFactory
+    from workflows.compiled import CompiledQuery
+
+    cases = [CaseFactory(site=site, referent=referent) for _ in range(3)]
+    now = timezone.now()
+    Case.objects.filter(pk=cases[0].pk).update(last_activity_at=now - timedelta(days=3))
+
+    def build(ids, since, state):
+        return (
+            Case.objects.filter(pk__in=ids, last_activity_at__gte=since, state=state)
+            .order_by("pk")
+            .values("pk", "public_id")
+        )
+
+    compiled = CompiledQuery(build, ids="ids", since="datetime", state="text")
+    statements = []
+    calls = (([c.pk for c in cases], now - timedelta(days=1)), ([cases[0].pk], now - timedelta(days=5)))
+    for ids, since in calls:
+        with CaptureQueriesContext(connection) as queries:
+            rows = compiled(ids=ids, since=since, state="proposed")
+        statements.append(queries[0]["sql"].split(" WHERE ")[0])
+        expected = list(build(ids, since, "proposed"))
+        assert rows == expected and rows
+    assert statements[0] == statements[1]
+    assert compiled(ids=[], since=now, state="proposed") == []
+
+
+def test_a_compiled_query_missing_a_value_fails_loudly():
+    from casework.models import Case
+    from workflows.compiled import CompiledQuery
+
+    compiled = CompiledQuery(lambda ids, state: Case.objects.filter(pk__in=ids), ids="ids", state="text")
+    with pytest.raises(RuntimeError, match="holds no"):
+        compiled(ids=[1], state="proposed")
+    with pytest.raises(TypeError):
+        compiled(ids=[1])

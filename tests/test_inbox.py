@@ -56,3 +56,24 @@ def test_inbox_query_count_is_the_same_at_10_and_200(client, login, referent):
     for _ in range(190):
         tell(referent)
     assert count() == at_10
+
+
+def test_each_new_notification_knows_its_recipients_previous_one(referent, case):
+    """One INSERT writes the rows and returns, for each, its recipient's previous notification (the
+    ring carries it: notifications.delivery), also one written earlier in the same transaction."""
+    from django.db import transaction
+
+    other = UserFactory()
+    with CaptureQueriesContext(connection) as queries:
+        first = notify(event_type="request_routed", recipients=[referent, other], message="Un", case=case)
+    inserts = [q["sql"] for q in queries if q["sql"].startswith("INSERT") and "notification\"" in q["sql"]]
+    assert len(inserts) == 1
+    assert [row.previous_id for row in first] == [None, None]
+    assert {row.pk for row in first} == set(Notification.objects.values_list("pk", flat=True))
+    with transaction.atomic():
+        second = tell(other, "Deux")
+        third = notify(event_type="request_routed", recipients=[referent, other], message="Trois")
+    assert second.previous_id == first[1].pk
+    assert [row.previous_id for row in third] == [first[0].pk, second.pk]
+    stored = Notification.objects.get(pk=third[1].pk)
+    assert (stored.text, stored.recipient_id, stored.created_at) == ("Trois", other.pk, third[1].created_at)

@@ -191,6 +191,15 @@ async def test_a_step_does_not_wait_for_the_layer_to_deliver_its_ring(monkeypatc
     await communicator.send_json_to({"type": "ping"})  # answered once the hello is handled
     assert await communicator.receive_json_from(timeout=3) == {"type": "pong"}
     monkeypatch.setattr(layer, "group_send", slow_group_send)
+    from notifications import delivery
+
+    original_hint = delivery.hint
+
+    async def slow_hint(*args):  # the ring's hint (Redis pub/sub) is held up as well
+        await released.wait()
+        return await original_hint(*args)
+
+    monkeypatch.setattr(delivery, "hint", slow_hint)
     await asyncio.wait_for(send(user, "sans attendre"), timeout=5)
     assert await communicator.receive_nothing(timeout=0.3)
     released.set()
@@ -314,5 +323,240 @@ async def test_losing_access_to_a_case_stops_its_notifications_within_a_second()
     await notify_about(None, "Sans dossier")
     # The socket still works, but says nothing about the case the user no longer sees.
     assert (await communicator.receive_json_from(timeout=3))["text"] == "Sans dossier"
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
+# --- A ring that carries its notification ---------------------------------------------------------
+
+
+@pytest.fixture
+def database_reads(monkeypatch):
+    """How many times the sockets read the user's rows from the database (selectors.after)."""
+    from notifications import selectors
+
+    calls = []
+    original = selectors.after
+
+    def counted(user, last_id):
+        calls.append(last_id)
+        return original(user, last_id)
+
+    monkeypatch.setattr(selectors, "after", counted)
+    return calls
+
+
+async def hello(user, last_id=0):
+    """A socket of `user` that said hello (and read the database once), with fresh rights."""
+    from notifications import rights
+
+    communicator, connected, _ = await connect(user)
+    assert connected
+    await communicator.send_json_to({"type": "hello", "last_id": last_id})
+    await communicator.send_json_to({"type": "ping"})  # answered once the hello is handled
+    assert await communicator.receive_json_from(timeout=3) == {"type": "pong"}
+    await rights.refresh()
+    return communicator
+
+
+@sync_to_async
+def database_messages(user):
+    from notifications import selectors
+
+    return selectors.after(user, 0)[0]
+
+
+@run_async
+async def test_a_ring_with_nothing_missing_before_it_is_sent_without_reading_the_database(database_reads):
+    """The ring names the user's previous notification; the socket sent it, its rights are fresh:
+    the message goes as it came, the same the database read would have sent."""
+    from notifications import rights
+
+    world = await board_world()
+    referent, case = world["referent"], world["case"]
+
+    @sync_to_async
+    def notify_about(text, case=None):
+        notify(event_type="escalation_decided", recipients=[referent], message=text, case=case)
+
+    communicator = await hello(referent)
+    database_reads.clear()
+    received = []
+    for text, about in (("Sans dossier", None), ("Son dossier", case), ("Encore", case)):
+        await rights.refresh()
+        await notify_about(text, about)
+        received.append(await communicator.receive_json_from(timeout=3))
+    assert [message["text"] for message in received] == ["Sans dossier", "Son dossier", "Encore"]
+    assert database_reads == []
+    assert received == await database_messages(referent)
+    await communicator.disconnect()
+
+
+@run_async
+async def test_a_ring_after_a_lost_one_reads_the_database_nothing_lost_nothing_twice(database_reads):
+    """The first ring is dropped: the second names a previous notification the socket never sent,
+    so the socket reads the database (both, in order); the third goes as it came again."""
+    from notifications import delivery, rights
+
+    user = await make_user()
+    original = delivery._deliver
+    dropped = []
+
+    async def drop_the_first(layer, group, message, hint_user=None):
+        if message["type"] == "notify.poke" and not dropped:
+            dropped.append(message["id"])  # its hint and its ring through the queue
+            return None
+        return await original(layer, group, message, hint_user)
+
+    communicator = await hello(user)
+    database_reads.clear()
+    delivery._deliver = drop_the_first
+    try:
+        received = []
+        await send(user, "perdu")
+        await rights.refresh()
+        await send(user, "suivant")
+        received += [await communicator.receive_json_from(timeout=3) for _ in range(2)]
+        assert len(database_reads) == 1
+        await rights.refresh()
+        await send(user, "troisième")
+        received.append(await communicator.receive_json_from(timeout=3))
+    finally:
+        delivery._deliver = original
+    assert [message["text"] for message in received] == ["perdu", "suivant", "troisième"]
+    assert received[0]["id"] == dropped[0]
+    assert len(database_reads) == 1
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
+@run_async
+async def test_rights_that_no_longer_allow_it_send_no_payload(database_reads):
+    """Deactivated without the signal (no revocation ring): the rights re-read say so, the ring's
+    message is not sent, the database read revokes the socket."""
+    from casework.models import User
+    from notifications import rights
+
+    user = await make_user()
+    communicator = await hello(user)
+    database_reads.clear()
+    await sync_to_async(User.objects.filter(pk=user.pk).update)(is_active=False)
+    await rights.refresh()
+    await asyncio.sleep(1.05)  # the socket's own copy of the user (RIGHTS_TTL) is stale too
+    await send(user, "ne doit pas partir")
+    assert await communicator.receive_json_from(timeout=3) == {"type": "revoked"}
+    assert len(database_reads) == 0  # refused before reading any row
+    await communicator.disconnect()
+
+
+@run_async
+async def test_a_case_the_fresh_roles_do_not_show_is_left_to_the_database(database_reads):
+    """The animator lost the site (no signal reaches the socket's rights): the keeper's roles no
+    longer show the case, so the ring's message is not sent; the database read skips it."""
+    from casework.models import SiteAnimator
+    from notifications import rights
+
+    world = await board_world()
+    animator, case = world["animator"], world["case"]
+    communicator = await hello(animator)
+    database_reads.clear()
+    await sync_to_async(SiteAnimator.objects.filter(user=animator).delete)()
+    await rights.refresh()
+    await asyncio.sleep(1.05)
+    await sync_to_async(notify)(
+        event_type="escalation_raised", recipients=[animator], message="Plus son site", case=case
+    )
+    assert await communicator.receive_nothing(timeout=0.5)
+    assert len(database_reads) == 1
+    await communicator.disconnect()
+
+
+@run_async
+async def test_rights_older_than_a_second_are_not_used(database_reads, monkeypatch):
+    """The keeper cannot read (the database is slow or down): after RIGHTS_TTL its rights are not
+    used, every ring reads the database, and the notifications still arrive."""
+    from notifications import rights
+
+    user = await make_user()
+    communicator = await hello(user)
+
+    def unreachable(user_ids):
+        raise OSError("database unreachable")
+
+    monkeypatch.setattr(rights, "_read_apart", sync_to_async(unreachable))
+    await asyncio.sleep(rights.RIGHTS_TTL + 0.1)
+    assert rights.fresh(user.pk) is None
+    database_reads.clear()
+    await send(user, "par la base")
+    assert (await communicator.receive_json_from(timeout=3))["text"] == "par la base"
+    assert len(database_reads) == 1
+    await communicator.disconnect()
+
+
+@run_async
+async def test_a_stale_ring_reads_the_database(database_reads, monkeypatch):
+    """A ring that waited more than RIGHTS_TTL (in Redis, in a queue) is not trusted as it is."""
+    from notifications import delivery
+
+    user = await make_user()
+    communicator = await hello(user)
+    database_reads.clear()
+    rings = []
+    with monkeypatch.context() as patched:
+        patched.setattr(delivery, "_send", lambda group, message, **_: rings.append((group, message)))
+        await send(user, "en retard")
+    [(group, ring)] = rings
+    await get_channel_layer().group_send(group, {**ring, "at": ring["at"] - 5})  # rung 5 s ago
+    assert (await communicator.receive_json_from(timeout=3))["text"] == "en retard"
+    assert len(database_reads) == 1
+    await communicator.disconnect()
+
+
+def _needs_hints():
+    from notifications.layer import RedisChannelLayer
+
+    if not isinstance(get_channel_layer(), RedisChannelLayer):
+        pytest.skip("hints go through Redis pub/sub (the in-memory layer has none)")
+
+
+@run_async
+async def test_the_hint_alone_brings_the_notification_and_once_only(monkeypatch):
+    """The ring through the layer's queue is lost: its hint (Redis pub/sub) still brings the
+    notification; with both, the socket sends it once."""
+    _needs_hints()
+    user = await make_user()
+    communicator = await hello(user)
+    layer = get_channel_layer()
+    original = layer.group_send
+
+    async def no_queue(group, message):
+        if message["type"] != "notify.poke":
+            return await original(group, message)
+        return None
+
+    monkeypatch.setattr(layer, "group_send", no_queue)
+    await send(user, "par l'indice")
+    assert (await communicator.receive_json_from(timeout=3))["text"] == "par l'indice"
+    monkeypatch.setattr(layer, "group_send", original)
+    await send(user, "par les deux")
+    assert (await communicator.receive_json_from(timeout=3))["text"] == "par les deux"
+    assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
+
+
+@run_async
+async def test_a_lost_hint_is_made_up_by_the_ring_through_the_queue(monkeypatch):
+    _needs_hints()
+    from notifications import delivery
+
+    user = await make_user()
+    communicator = await hello(user)
+
+    async def lost(layer, user_id, message):
+        return None
+
+    monkeypatch.setattr(delivery, "hint", lost)
+    await send(user, "sans indice")
+    assert (await communicator.receive_json_from(timeout=3))["text"] == "sans indice"
     assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()

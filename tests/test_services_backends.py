@@ -9,6 +9,7 @@ import uuid
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
@@ -49,7 +50,7 @@ def test_cache_and_channel_layer_use_redis_when_configured():
     assert cache.get(key) == "ok"
 
     layer = get_channel_layer()
-    assert type(layer).__module__.startswith("channels_redis")
+    assert isinstance(layer, RedisChannelLayer)  # channels_redis's, with a shorter group send
 
     async def round_trip():
         channel = await layer.new_channel()
@@ -60,6 +61,62 @@ def test_cache_and_channel_layer_use_redis_when_configured():
         return message
 
     assert async_to_sync(round_trip)()["value"] == key
+
+
+def test_the_shorter_group_send_reaches_every_channel_and_channels_redis_reads_it():
+    """notifications.layer sends a group's messages in two Redis round trips instead of four; the
+    processes running channels_redis's own class read them alike: one channel in one process, two in
+    another (one message for both, naming them); a channel at its capacity is skipped."""
+    _require(bool(settings.REDIS_URL), "REDIS_URL")
+    from notifications.layer import RedisChannelLayer as OurLayer
+
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    group = f"probe-{uuid.uuid4().hex}"
+
+    async def scenario():
+        ours = OurLayer(**{**config, "capacity": 1})
+        one, two, three = (RedisChannelLayer(**config) for _ in range(3))
+        alone, first, second = await one.new_channel(), await two.new_channel(), await two.new_channel()
+        full = await three.new_channel()
+        for channel in (alone, first, second, full):
+            await ours.group_add(group, channel)
+        await three.send(full, {"type": "filler"})  # at the capacity of 1
+        trips = []  # Redis round trips of the group send: single commands, pipelines
+        connection = ours.connection(0)
+        command, pipeline = connection.execute_command, connection.pipeline
+
+        async def counted_command(*args, **kwargs):
+            trips.append(args[0])
+            return await command(*args, **kwargs)
+
+        def counted_pipeline(*args, **kwargs):
+            pipe = pipeline(*args, **kwargs)
+            execute = pipe.execute
+
+            async def counted_execute(*a, **k):
+                trips.append("pipeline")
+                return await execute(*a, **k)
+
+            pipe.execute = counted_execute
+            return pipe
+
+        connection.execute_command, connection.pipeline = counted_command, counted_pipeline
+        await ours.group_send(group, {"type": "probe.message", "value": "ring"})
+        del connection.execute_command, connection.pipeline
+        received = [await one.receive(alone), await two.receive(first), await two.receive(second)]
+        filler = await three.receive(full)
+        for channel in (alone, first, second, full):
+            await ours.group_discard(group, channel)
+        queued = await connection.zcard(three.prefix + full.split("!")[0] + "!")
+        for layer in (ours, one, two, three):
+            await layer.close_pools()
+        return trips, received, filler, queued
+
+    trips, received, filler, queued = async_to_sync(scenario)()
+    assert trips == ["pipeline", "EVALSHA"] or trips == ["pipeline", "EVAL"]  # channels_redis: four
+    assert [message["value"] for message in received] == ["ring"] * 3
+    assert filler["type"] == "filler"
+    assert queued == 0  # the full channel got no ring
 
 
 def test_embedded_channel_layer_is_in_memory():

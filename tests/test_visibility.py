@@ -183,3 +183,43 @@ def test_referent_who_left_their_organisation_loses_the_case(case, referent):
     rules.forget_roles(referent)
     assert case not in Case.objects.visible_to(referent)
     assert not rules.is_case_referent(case, referent)
+
+
+def _by_roles(user, case) -> bool:
+    roles = rules.roles_of_users([user.pk])[user.pk]
+    return rules.sees_case_by_roles(
+        user.pk,
+        is_platform_admin=user.is_platform_admin,
+        roles=roles,
+        site_id=case.site_id,
+        referent_id=case.referent_id,
+        referent_organisation_id=case.referent_organisation_id,
+    )
+
+
+@pytest.mark.parametrize("role", EXPECTED)
+def test_the_rule_by_roles_shows_a_case_only_when_the_database_does(request, world, role, referent):
+    """What a socket decides from its fresh roles alone (notifications.consumers): never a case the
+    database hides; the referent, animators and administrators without asking the database."""
+    user = request.getfixturevalue(role)
+    shown = {key for key, case in world.items() if _by_roles(user, case)}
+    assert shown <= EXPECTED[role]
+    if role in ("referent", "other_referent", "animator", "other_animator", "admin_user"):
+        assert shown == EXPECTED[role]
+
+
+def test_the_rule_by_roles_follows_a_membership_that_ended(case, referent):
+    assert _by_roles(referent, case)
+    referent.memberships.update(is_active=False)
+    assert not _by_roles(referent, case)
+    assert case not in Case.objects.visible_to(referent)
+
+
+@pytest.mark.parametrize("role", [*EXPECTED, "colleague"])
+def test_roles_read_together_are_each_users_roles(request, world, role, referent, animator, other_site):
+    SiteAnimatorFactory(user=referent, site=other_site)  # a user with two roles too
+    user = request.getfixturevalue(role)
+    together = rules.roles_of_users([user.pk, referent.pk, animator.pk])
+    for person in (user, referent, animator):
+        rules.forget_roles(person)
+        assert together[person.pk] == rules.user_roles(person)

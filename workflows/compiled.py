@@ -13,7 +13,7 @@ fails loudly rather than running a wrong statement."""
 
 import copy
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import connections, router
 from django.db.models import QuerySet, sql
@@ -171,3 +171,97 @@ class CompiledUpdate:
         with connection.cursor() as cursor:
             cursor.execute(statement, fill(slots, filled))
             return cursor.rowcount
+
+
+class CompiledQuery:
+    """`CompiledRead` for a queryset whose call values are not all ids (the status board's reads:
+    dates, a category, a list of sites). Each name comes with its kind, and its stand-in is a value
+    no statement could hold for itself: a negative id (`id`), text beginning with NUL (`text`), a
+    moment in 1901 (`datetime`), and for a list of ids (`ids`) the expression
+    `casework.rules.ids_subquery` of a NUL text, given to `build` in place of the list (one
+    parameter whatever the list's length: the statement is the same for every list). At run time
+    each value is converted as the ORM converts its kind. A name may appear several times in the
+    statement; one that does not appear at all fails loudly.
+
+        _COUNTS = CompiledQuery(lambda sites, now: Case.objects.filter(site_id__in=sites, …), sites="ids",
+                                now="datetime")
+        rows = _COUNTS(sites=[1, 2], now=timezone.now())
+    """
+
+    KINDS = ("id", "text", "datetime", "ids")
+
+    def __init__(self, build: Callable[..., QuerySet], **kinds: str):
+        if any(kind not in self.KINDS for kind in kinds.values()):
+            raise ValueError(f"CompiledQuery: kinds are {self.KINDS}")
+        self._build, self._kinds = build, kinds
+        self._where = getattr(build, "__qualname__", "CompiledQuery")
+        self._compiled = {}
+
+    def _stand_ins(self) -> dict:
+        from casework.rules import ids_subquery
+
+        values, ids = {}, iter(STAND_IN_IDS)
+        for index, (name, kind) in enumerate(self._kinds.items()):
+            if kind == "id":
+                values[name] = next(ids)
+            elif kind == "text":
+                values[name] = f"\x00stand-in {name}"
+            elif kind == "datetime":
+                values[name] = datetime(1901, 1, 1, tzinfo=UTC) + timedelta(minutes=index)
+            else:
+                values[name] = ids_subquery(f"\x00stand-in {name}")
+        return values
+
+    def _param(self, kind: str, value, connection):
+        from casework.rules import ids_param
+
+        if kind == "id":
+            return int(value)
+        if kind == "text":
+            return str(value)
+        if kind == "datetime":
+            return connection.ops.adapt_datetimefield_value(value)
+        return ids_param(connection, value)
+
+    def _compile(self, using: str):
+        connection = connections[using]
+        stand_ins = self._stand_ins()
+        queryset = self._build(**stand_ins).using(using)
+        compiler = queryset.query.get_compiler(using)
+        statement, params = compiler.as_sql()
+        named = {}
+        for name, kind in self._kinds.items():
+            if kind == "ids":
+                named[f"\x00stand-in {name}"] = name
+            else:
+                named[self._param(kind, stand_ins[name], connection)] = name
+        slots = []
+        for param in params:
+            name = named.get(param) if type(param) in (int, str) or hasattr(param, "tzinfo") else None
+            slots.append(Slot(name) if name else param)
+        found = {slot.name for slot in slots if isinstance(slot, Slot)}
+        if found != set(self._kinds):
+            missing = sorted(set(self._kinds) - found)
+            raise RuntimeError(f"{self._where}: the compiled statement holds no {missing}")
+        return queryset, compiler, statement, slots
+
+    def __call__(self, **values) -> list:
+        if values.keys() != self._kinds.keys():
+            raise TypeError(f"{self._where}: give {sorted(self._kinds)}")
+        probe_model = self._compiled.get("model")
+        if probe_model is None:
+            probe_model = self._compiled["model"] = self._build(**self._stand_ins()).model
+        using = router.db_for_read(probe_model)
+        compiled = self._compiled.get(using)
+        if compiled is None:
+            compiled = self._compiled[using] = self._compile(using)
+        queryset, compiler, statement, slots = compiled
+        connection = connections[using]
+        converted = {name: self._param(kind, values[name], connection) for name, kind in self._kinds.items()}
+        params = tuple(fill(slots, converted))
+        run = copy.copy(compiler)
+        run.connection = connection
+        run.as_sql = lambda *args, **kwargs: (statement, params)
+        clone = queryset._chain()
+        clone.query.get_compiler = lambda *args, **kwargs: run
+        return list(clone)
