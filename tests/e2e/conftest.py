@@ -100,8 +100,8 @@ def _rings_from_a_helper_thread(monkeypatch):
 
     original = delivery._send
 
-    def send(group, message):
-        thread = threading.Thread(target=original, args=(group, message))
+    def send(group, message, **options):
+        thread = threading.Thread(target=original, args=(group, message), kwargs=options)
         thread.start()
         thread.join(10)
 
