@@ -33,6 +33,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
+from bench.board import timed
 from bench.notify import RESULTS, percentile, service_arguments, start_django
 from bench.write_path import git_commit, machine
 
@@ -45,15 +46,6 @@ HISTORY_COMMENTS = 150
 HISTORY_NEED_EDITS = 60
 HISTORY_REQUEST_STEPS = 120
 REPORT_DAYS = 30
-
-
-def timed(function, samples):
-    durations = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        function()
-        durations.append((time.perf_counter() - start) * 1000)
-    return durations
 
 
 # --- The world ------------------------------------------------------------------------------------
