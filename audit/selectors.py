@@ -4,10 +4,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
 from django.db.models import BigIntegerField, Count, F, Max, Min, OuterRef, Q, Subquery, When
 from django.db.models import Case as SqlCase
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from audit.models import AuditEntry
@@ -112,24 +110,17 @@ def _groups(user, *, start: date, end: date) -> list[tuple]:
     return [group for group in grouped if group[0] is not None]
 
 
-def _ids(ids: list[int]):
-    """`ids` for an `__in` lookup. On PostgreSQL one array parameter (`unnest`) rather than a list
-    of thousands of parameters, each of them prepared by Django and spelt out in the statement."""
-    if connection.vendor == "postgresql":
-        return RawSQL("SELECT unnest(%s::bigint[])", (list(ids),))
-    return list(ids)
-
-
 def _sorted_rows(user, *, start: date, end: date) -> list[tuple]:
     """Every company of the period in the report's order (companies since deleted last, then by
-    name, case ignored, SIRET and id), as plain tuples (`_ROW` below, without the sites): two
-    queries."""
+    name, case ignored, SIRET and id), as plain tuples (missing, casefolded name, SIRET, id, name,
+    displays, first, last): two queries."""
     from casework.models import Company
+    from casework.rules import ids_among
 
     groups = _groups(user, start=start, end=end)
     companies = {
         pk: (name, siret)
-        for pk, name, siret in Company.objects.filter(pk__in=_ids([group[0] for group in groups]))
+        for pk, name, siret in Company.objects.filter(pk__in=ids_among([group[0] for group in groups]))
         .order_by()
         .values_list("pk", "name", "siret")
     }
@@ -150,12 +141,13 @@ def _order(row: tuple) -> tuple:
 def _with_sites(rows: list[tuple]) -> list[CompanyDisplays]:
     """The report's rows, with the pilot sites of their companies: one query."""
     from casework.models import Case
+    from casework.rules import ids_among
 
     if not rows:
         return []
     sites: dict[int, set[str]] = {}
     for company_id, site_name in (
-        Case.objects.filter(company_id__in=_ids([row[3] for row in rows]))
+        Case.objects.filter(company_id__in=ids_among([row[3] for row in rows]))
         .order_by()  # no default ordering: DISTINCT on the two columns only
         .values_list("company_id", "site__name")
         .distinct()
